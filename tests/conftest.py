@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny random models saved to disk, and the shared real recordings."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from w2v_cli.testing import make_tiny_ctc_model, make_tiny_pretraining_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEECH = ROOT.parent / "shared" / "data" / "speech"
+
+
+@pytest.fixture(scope="session")
+def speech_dir() -> Path:
+    assert (SPEECH / "manifest.tsv").is_file(), f"the shared recordings are expected at {SPEECH}"
+    return SPEECH
+
+
+@pytest.fixture(scope="session")
+def speech_rows(speech_dir: Path) -> list[dict]:
+    with open(speech_dir / "manifest.tsv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+@pytest.fixture(scope="session")
+def tiny_ctc(tmp_path_factory) -> Path:
+    return make_tiny_ctc_model(tmp_path_factory.mktemp("tiny-ctc"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_ctc_layernorm(tmp_path_factory) -> Path:
+    return make_tiny_ctc_model(tmp_path_factory.mktemp("tiny-ctc-ln"), seed=2, layer_norm=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_pretraining(tmp_path_factory) -> Path:
+    return make_tiny_pretraining_model(tmp_path_factory.mktemp("tiny-pt"), seed=3)
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    # Tests never touch the network; the hub-unreachable path is tested explicitly.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")

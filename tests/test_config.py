@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from w2v_cli.cli import cli
+from w2v_cli.config import Config, load_config
+from w2v_cli.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_yaml_lists_every_key_with_its_default():
+    data = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    assert data == Config().to_dict()
+
+
+def test_precedence_defaults_file_set_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inference:\n  batch_size: 2\n  chunk_s: 10\ntrain:\n  learning_rate: 3e-4\n")
+    config = load_config(path, ["inference.batch_size=5", "inference.stride_s=1"],
+                         {"inference.stride_s": 2.5, "inference.dtype": None})
+    assert config.inference.batch_size == 5  # --set beats the file
+    assert config.inference.chunk_s == 10.0 and isinstance(config.inference.chunk_s, float)
+    assert config.inference.stride_s == 2.5  # a flag beats --set
+    assert config.inference.dtype == "fp32"  # a flag not given changes nothing
+    assert config.train.learning_rate == 3e-4
+
+
+def test_unknown_key_names_key_file_line_and_closest(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  name: x\ninference:\n  batchsize: 2\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    msg = str(e.value)
+    assert str(path) in msg and "line 4" in msg
+    assert "'inference.batchsize'" in msg and "did you mean 'inference.batch_size'" in msg
+
+
+def test_unknown_section_and_wrong_type(tmp_path):
+    with pytest.raises(ConfigError, match="unknown section 'infrence'.*did you mean 'inference'"):
+        load_config(overrides=["infrence.batch_size=2"])
+    with pytest.raises(ConfigError, match=r"'train.max_steps' expects int, got str 'many'"):
+        load_config(overrides=["train.max_steps=many"])
+    with pytest.raises(ConfigError, match="must be one of"):
+        load_config(overrides=["inference.dtype=fp8"])
+    with pytest.raises(ConfigError, match="expects bool"):
+        load_config(overrides=["train.freeze_feature_encoder=3"])
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  learning_rate: [1, 2\n  seed: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml, line \d+.*malformed YAML"):
+        load_config(path)
+
+
+def test_yaml_is_read_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("model: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_config(path)
+
+
+def test_config_show_cli(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["config", "show", "--set", "inference.batch_size=7"])
+    assert result.exit_code == 0, result.output
+    shown = yaml.safe_load(result.stdout)
+    assert shown["inference"]["batch_size"] == 7
+    assert shown["model"]["name"] == "facebook/wav2vec2-base-960h"
+    result = runner.invoke(cli, ["config", "show", "--set", "inference.bogus=1"])
+    assert result.exit_code == 1 and "unknown key 'inference.bogus'" in result.output
+    result = runner.invoke(cli, ["config", "show", "--config", str(tmp_path / "missing.yaml")])
+    assert result.exit_code != 0 and "missing.yaml" in result.output
+    assert runner.invoke(cli, ["config", "show", "--help"]).exit_code == 0

@@ -1,0 +1,66 @@
+import json
+import time
+
+import pytest
+import torch
+
+from w2v_cli.errors import ModelNotAvailableError
+from w2v_cli.models import load_ctc_model, load_pretraining_model
+
+
+def test_local_folder_loads(tiny_ctc):
+    loaded = load_ctc_model(str(tiny_ctc), device="cpu")
+    assert loaded.sample_rate == 16000 and not loaded.model.training
+    assert loaded.processor.tokenizer.pad_token_id == 0
+
+
+def test_old_checkpoint_layout_with_weight_norm_names_loads(tiny_ctc, tmp_path):
+    """pytorch_model.bin with 2021's weight_g/weight_v names loads to the same weights."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    state = load_file(tiny_ctc / "model.safetensors")
+    old = {}
+    for key, value in state.items():
+        key = key.replace("parametrizations.weight.original0", "weight_g")
+        key = key.replace("parametrizations.weight.original1", "weight_v")
+        old[key] = value
+    assert any("weight_g" in k for k in old)
+    for name in ("config.json", "vocab.json", "tokenizer_config.json"):
+        shutil.copy(tiny_ctc / name, tmp_path / name)
+    # 2021 layout: the feature extractor in preprocessor_config.json, no processor_config.json
+    feature_extractor = json.loads((tiny_ctc / "processor_config.json").read_text())["feature_extractor"]
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(feature_extractor))
+    torch.save(old, tmp_path / "pytorch_model.bin")
+    loaded = load_ctc_model(str(tmp_path), device="cpu")
+    new = load_ctc_model(str(tiny_ctc), device="cpu")
+    x = torch.randn(1, 8000)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x).logits, new.model(x).logits)
+
+
+def test_uncached_hub_model_fails_fast_with_clear_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    started = time.perf_counter()
+    with pytest.raises(ModelNotAvailableError) as e:
+        load_ctc_model("facebook/wav2vec2-base-960h", device="cpu")
+    assert time.perf_counter() - started < 6
+    msg = str(e.value)
+    assert "facebook/wav2vec2-base-960h" in msg and "not in the Hugging Face cache" in msg
+    assert "cannot be reached" in msg and "--model" in msg
+
+
+def test_offline_env_is_honoured(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ModelNotAvailableError, match="HF_HUB_OFFLINE is set"):
+        load_pretraining_model("patrickvonplaten/wav2vec2-base", device="cpu")
+
+
+def test_missing_local_folder(tmp_path):
+    with pytest.raises(ModelNotAvailableError, match="not found"):
+        load_ctc_model(str(tmp_path / "nope"), device="cpu")
+    with pytest.raises(ModelNotAvailableError, match="holds no model"):
+        load_ctc_model(str(tmp_path), device="cpu")

@@ -1,0 +1,336 @@
+"""The `w2v` command: a thin click shell over the library.
+
+Each command parses its arguments, resolves the config (defaults < --config < --set <
+flags), calls one library function and prints the result: results on stdout, logs and
+progress on stderr. Heavy imports (torch, transformers) happen inside command bodies so
+`w2v --help` is instant. Domain errors (W2VError) become click errors here and only here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import Config, load_config
+from .errors import W2VError
+
+logger = logging.getLogger("w2v")
+
+BUNDLED_AUDIO = Path(__file__).parent / "assets" / "audio" / "librispeech-1272-128104-0000.flac"
+
+
+# -- shared plumbing ----------------------------------------------------------------------
+
+
+def setup_logging(quiet: bool = False, debug: bool = False) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not debug:
+        try:  # transformers' own progress bars and advice would drown our stderr
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
+
+
+class W2VGroup(click.Group):
+    """Turns W2VError into a one-line message; other exceptions get a traceback only with
+    --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except W2VError as e:
+            raise click.ClickException(str(e)) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as e:
+            if ctx.meta.get("w2v.debug"):
+                raise
+            raise click.ClickException(
+                f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)"
+            ) from None
+
+
+def config_options(f: Callable) -> Callable:
+    """--config, --set, --quiet and --debug, shared by every command."""
+
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                  help="YAML config file (see configs/default.yaml).")
+    @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+                  help="Override one config key; repeatable.")
+    @click.option("--quiet", "-q", is_flag=True, help="Only results and errors; no progress or logs.")
+    @click.option("--debug", is_flag=True, help="Verbose logs and full tracebacks.")
+    @functools.wraps(f)
+    def wrapper(*args: Any, config_path: str | None, overrides: tuple[str, ...], quiet: bool,
+                debug: bool, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        ctx.meta["w2v.debug"] = debug
+        setup_logging(quiet, debug)
+        ctx.meta["w2v.config"] = (config_path, overrides)
+        ctx.meta["w2v.quiet"] = quiet
+        return f(*args, **kwargs)
+
+    return wrapper
+
+
+def resolve_config(flags: dict[str, Any]) -> Config:
+    """The command's config: defaults < --config < --set < flags (None = not given)."""
+    ctx = click.get_current_context()
+    path, overrides = ctx.meta["w2v.config"]
+    config = load_config(path, overrides, flags)
+    if ctx.meta.get("w2v.quiet"):
+        config.inference.progress = False
+    return config
+
+
+def model_options(f: Callable) -> Callable:
+    """--model, --device and --dtype for commands that run a CTC model."""
+    f = click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+                     help="Compute dtype (default from config: fp32).")(f)
+    f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
+                     help="Where to run the model (default auto).")(f)
+    f = click.option("--model", "-m", default=None,
+                     help="Hub id, local model folder or built-in name "
+                          "(default facebook/wav2vec2-base-960h).")(f)
+    return f
+
+
+@click.group(cls=W2VGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="w2v")
+def cli() -> None:
+    """Transcribe, evaluate, fine-tune and sanity-check wav2vec 2.0 models.
+
+    \b
+    Examples:
+      w2v transcribe talk.wav
+      w2v transcribe recordings/ --output-dir out --output-format json
+      w2v ctc-loss talk.wav "HELLO WORLD" --json
+      w2v pretrain-check --model patrickvonplaten/wav2vec2-base
+      w2v config show --set inference.batch_size=8
+    """
+
+
+# -- transcribe ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="PATH...")
+@model_options
+@click.option("--batch-size", type=int, default=None, help="Chunks per forward pass.")
+@click.option("--chunk-s", type=float, default=None, help="Seconds per chunk for long audio (default 20).")
+@click.option("--stride-s", type=float, default=None, help="Seconds of context each side of a chunk (default 3).")
+@click.option("--num-threads", type=int, default=None, help="CPU threads for the model (0 = one per core).")
+@click.option("--output-dir", "-o", type=click.Path(file_okay=False), default=None,
+              help="Write <input stem>.<ext> per input here.")
+@click.option("--output-format", "-f", type=click.Choice(["txt", "json", "all"]), default="txt",
+              show_default=True, help="Format of the files in --output-dir.")
+@config_options
+def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, dtype: str | None,
+               batch_size: int | None, chunk_s: float | None, stride_s: float | None,
+               num_threads: int | None, output_dir: str | None, output_format: str) -> None:
+    """Transcribe audio files with greedy CTC decoding.
+
+    PATH may be a file, a folder (searched recursively for audio) or a glob pattern.
+    With one input the transcript alone goes to stdout; with several, one
+    `path<TAB>transcript` line each. A bad input is reported on stderr and the rest
+    are still done; the exit status is then 1.
+
+    \b
+    Examples:
+      w2v transcribe talk.wav
+      w2v transcribe 'calls/**/*.flac' --model ./my-finetuned-model > calls.tsv
+      w2v transcribe recordings/ -o out -f json
+    """
+    from .models import load_ctc_model
+    from .transcribe import expand_inputs, transcribe_paths
+
+    config = resolve_config({
+        "model.name": model, "inference.device": device, "inference.dtype": dtype,
+        "inference.batch_size": batch_size, "inference.chunk_s": chunk_s,
+        "inference.stride_s": stride_s, "inference.num_threads": num_threads,
+    })
+    paths, bad_args = expand_inputs(list(inputs))
+    failures = [(e.key, e.error) for e in bad_args]
+    for key, error in failures:
+        click.echo(f"error: {key}: {error}", err=True)
+    total = len(paths) + len(bad_args)
+    if paths:
+        loaded = load_ctc_model(config.model.name, config.inference.device, config.inference.dtype,
+                                config.model.revision)
+        single = total == 1
+        for result in transcribe_paths(loaded, paths, config, output_dir, output_format):
+            if result.error is not None:
+                failures.append((result.key, result.error))
+                click.echo(f"error: {result.key}: {result.error}", err=True)
+            elif single:
+                click.echo(result.text)
+            else:
+                click.echo(f"{result.key}\t{result.text}")
+    if failures:
+        click.echo(f"{len(failures)} of {total} inputs failed", err=True)
+        sys.exit(1)
+
+
+# -- ctc-loss -----------------------------------------------------------------------------
+
+
+@cli.command("ctc-loss")
+@click.argument("audio", type=click.Path(dir_okay=False))
+@click.argument("text")
+@model_options
+@click.option("--reduction", type=click.Choice(["sum", "mean"]), default=None,
+              help="Loss reduction (default: the model's own, 'sum' for wav2vec2-base-960h).")
+@click.option("--unk", is_flag=True, help="Map characters outside the vocabulary to <unk> instead of failing.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@config_options
+def ctc_loss_cmd(audio: str, text: str, model: str | None, device: str | None, dtype: str | None,
+                 reduction: str | None, unk: bool, as_json: bool) -> None:
+    """Compute the CTC loss of TEXT for AUDIO under a CTC model.
+
+    The figure equals transformers' `model(input_values, labels=labels).loss`.
+    TEXT is the transcript, or @FILE to read it from a file.
+
+    \b
+    Examples:
+      w2v ctc-loss talk.wav "HELLO WORLD"
+      w2v ctc-loss talk.wav @talk.txt --reduction mean --json
+    """
+    from .audio import load_audio
+    from .ctc import ctc_loss
+    from .errors import DataError
+    from .models import load_ctc_model
+
+    config = resolve_config({"model.name": model, "inference.device": device, "inference.dtype": dtype})
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"transcript file {text[1:]} cannot be read: {e}") from None
+    loaded = load_ctc_model(config.model.name, config.inference.device, config.inference.dtype,
+                            config.model.revision)
+    samples = load_audio(audio, loaded.sample_rate, config.audio.block_s)
+    result = ctc_loss(loaded, samples, text, reduction, unk)
+    if as_json:
+        record = {"loss": result.loss, "reduction": result.reduction, "frames": result.frames,
+                  "labels": result.labels, "repeats": result.repeats, "feasible": result.feasible,
+                  "audio": audio, "text": result.text, "model": loaded.name}
+        click.echo(json.dumps(record, ensure_ascii=False))
+    else:
+        loss = "inf" if result.loss is None else f"{result.loss:.4f}"
+        click.echo(f"{loss}\t({result.reduction}; {result.frames} frames, {result.labels} labels, "
+                   f"{'feasible' if result.feasible else 'INFEASIBLE: too few frames'})")
+
+
+# -- pretrain-check -----------------------------------------------------------------------
+
+
+@cli.command("pretrain-check")
+@click.option("--model", "-m", default=None,
+              help="Wav2Vec2ForPreTraining model (default patrickvonplaten/wav2vec2-base).")
+@click.option("--audio", default=None, type=click.Path(dir_okay=False),
+              help="Recording to check on (default: a bundled LibriSpeech utterance).")
+@click.option("--mask-prob", type=float, default=None, help="Share of frames starting a masked span (default 0.2).")
+@click.option("--mask-length", type=int, default=None, help="Frames per masked span (default 2).")
+@click.option("--seed", type=int, default=None, help="Seed for the mask and negatives (default 0).")
+@click.option("--threshold", type=float, default=None, help="Pass when masked cosine similarity exceeds this (default 0.5).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print every figure as JSON.")
+@config_options
+def pretrain_check_cmd(model: str | None, audio: str | None, mask_prob: float | None,
+                       mask_length: int | None, seed: int | None, threshold: float | None,
+                       device: str | None, as_json: bool) -> None:
+    """Check a pretrained wav2vec2 with its own masked contrastive task.
+
+    Masks spans of frames and measures the cosine similarity between the model's
+    predictions (projected_states) and the quantized targets (projected_quantized_states)
+    at the masked frames. Exit status 0 when it exceeds the threshold, 1 when not, so
+    the check can gate a pipeline. A pretrained model scores well above 0.5; a random one
+    near 0.
+
+    \b
+    Examples:
+      w2v pretrain-check
+      w2v pretrain-check --model ./my-pretraining-run --audio talk.wav --json
+    """
+    from .audio import load_audio
+    from .models import load_pretraining_model
+    from .pretrain_check import pretrain_check
+
+    config = resolve_config({
+        "check.model": model, "check.audio": audio, "check.mask_prob": mask_prob,
+        "check.mask_length": mask_length, "check.seed": seed, "check.threshold": threshold,
+        "inference.device": device,
+    })
+    audio_path = config.check.audio or str(BUNDLED_AUDIO)
+    loaded = load_pretraining_model(config.check.model, config.inference.device, config.model.revision)
+    samples = load_audio(audio_path, loaded.sample_rate, config.audio.block_s)
+    result = pretrain_check(loaded, samples, config.check, audio_path)
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        rows = [
+            ("model", result.model),
+            ("audio", result.audio),
+            ("frames (masked)", f"{result.frames} ({result.masked_frames})"),
+            ("cosine, masked frames", f"{result.cosine_masked:.4f} ± {result.cosine_masked_std:.4f}"),
+            ("cosine, unmasked frames", "-" if result.cosine_unmasked is None else f"{result.cosine_unmasked:.4f}"),
+            ("cosine, shuffled targets", f"{result.cosine_shuffled:.4f}"),
+            ("contrastive loss (sum)", f"{result.contrastive_loss:.4f}"),
+            ("diversity loss", f"{result.diversity_loss:.4f}"),
+            ("codevector perplexity", f"{result.codevector_perplexity:.2f}"),
+            ("result", f"{'PASS' if result.passed else 'FAIL'} (masked cosine "
+                       f"{'>' if result.passed else '<='} {result.threshold})"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        for key, value in rows:
+            click.echo(f"{key:<{width}}  {value}")
+    if not result.passed:
+        sys.exit(1)
+
+
+# -- config -------------------------------------------------------------------------------
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect the resolved configuration."""
+
+
+@config_group.command("show")
+@config_options
+def config_show() -> None:
+    """Print the resolved config (defaults < --config < --set) as YAML.
+
+    \b
+    Example:
+      w2v config show --config configs/tiny.yaml --set train.max_steps=100
+    """
+    click.echo(resolve_config({}).to_yaml(), nl=False)
+
+
+def main() -> None:
+    cli(prog_name="w2v")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""The inference engine behind `w2v transcribe` and `w2v eval`.
+
+Audio is decoded and resampled in a background thread while the model runs, and read in
+blocks, so a long recording never sits in memory whole. A recording longer than one chunk
+is cut into overlapping chunks exactly as the transformers ASR pipeline does
+(``chunk_iter`` + ``rescale_stride``): each chunk carries ``stride_s`` of context on each
+side, and the logits frames of that context are dropped before the frames are joined. A
+recording shorter than a chunk goes through in one pass, so its transcript is the same as
+a single ``model(input_values)``.
+
+Batches only ever hold chunks of the same length: zero-padding changes the logits of
+group-norm models such as wav2vec2-base (transformers issue 21534), so a transcript never
+depends on what else was in the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio import BLOCK_S, audio_info, stream_audio
+from .config import InferenceConfig
+from .errors import AudioError, W2VError
+from .models import LoadedModel
+
+logger = logging.getLogger("w2v")
+
+LONG_INPUT_S = 60.0  # a single input at least this long gets a progress bar
+
+
+@dataclass
+class AudioSource:
+    """Something to transcribe: a key (path or utterance id) and a way to read it in blocks
+    of float32 mono samples at the model's rate."""
+
+    key: str
+    open: Callable[[], Iterator[np.ndarray]]
+    duration_s: float | None = None  # for the progress bar; None when unknown
+
+
+def file_source(path: str | Path, sample_rate: int, block_s: float = BLOCK_S) -> AudioSource:
+    """An AudioSource for a file; its duration comes from the header (0 when unreadable)."""
+    try:
+        duration = audio_info(path).duration_s
+    except AudioError:
+        duration = None  # the error is reported when the file is read
+    return AudioSource(str(path), lambda: stream_audio(path, sample_rate, block_s), duration)
+
+
+def array_source(key: str, samples: np.ndarray, sample_rate: int) -> AudioSource:
+    samples = np.asarray(samples, dtype=np.float32)
+    return AudioSource(key, lambda: iter([samples]), len(samples) / sample_rate)
+
+
+@dataclass
+class Transcription:
+    key: str  # path or utterance id
+    text: str = ""
+    duration_s: float = 0.0  # seconds of audio read
+    error: str | None = None  # why the input failed, None when it did not
+    frame_ids: np.ndarray | None = field(default=None, repr=False)  # argmax per kept frame
+
+
+@dataclass
+class Chunk:
+    samples: np.ndarray  # (samples,) float32
+    left: int  # samples of left context whose frames are dropped
+    right: int  # samples of right context whose frames are dropped
+
+
+def iter_chunks(
+    blocks: Iterable[np.ndarray], chunk_len: int, stride_left: int, stride_right: int
+) -> Iterator[Chunk]:
+    """Cut a stream of sample blocks into the pipeline's overlapping chunks.
+
+    The same chunks as transformers' ``chunk_iter`` over the whole array, but the array is
+    never held whole: only one chunk plus one block is buffered.
+    """
+    step = chunk_len - stride_left - stride_right
+    if step <= 0:
+        raise W2VError(
+            f"chunk of {chunk_len} samples leaves no room after strides of {stride_left}+"
+            f"{stride_right}; make chunk_s larger than twice stride_s"
+        )
+    blocks = iter(blocks)
+    buffer = np.zeros(0, dtype=np.float32)
+    buffer_start = 0  # absolute sample index of buffer[0]
+    exhausted = False
+    start = 0
+    while True:
+        end = start + chunk_len
+        # Read past `end` so we know whether this chunk is the last one.
+        pieces = [buffer]
+        known = buffer_start + len(buffer)
+        while not exhausted and known <= end:
+            try:
+                block = next(blocks)
+            except StopIteration:
+                exhausted = True
+                break
+            pieces.append(block)
+            known += len(block)
+        if len(pieces) > 1:
+            buffer = np.concatenate(pieces)
+        chunk = buffer[start - buffer_start : end - buffer_start]
+        is_last = exhausted and end >= known
+        left = 0 if start == 0 else stride_left
+        right = 0 if is_last else stride_right
+        if len(chunk) > left:
+            yield Chunk(chunk, left, right)
+        if is_last:
+            return
+        start += step
+        buffer = buffer[start - buffer_start :]
+        buffer_start = start
+
+
+def kept_frames(samples: int, left: int, right: int, inputs_to_logits_ratio: int) -> tuple[int, int]:
+    """The logits frames of a chunk to keep, as transformers' ``rescale_stride`` computes
+    them: returns (first, end) for ``frames[first:end]``."""
+    token_n = int(round(samples / inputs_to_logits_ratio))
+    first = int(round(left / samples * token_n))
+    last = int(round(right / samples * token_n))
+    return first, token_n - last
+
+
+def normalize(samples: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance, as Wav2Vec2FeatureExtractor(do_normalize=True) does."""
+    return (samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)
+
+
+class Engine:
+    """Runs a LoadedModel over AudioSources and decodes greedily."""
+
+    def __init__(self, loaded: LoadedModel, options: InferenceConfig):
+        import torch
+
+        self.loaded = loaded
+        self.options = options
+        if options.num_threads > 0:
+            torch.set_num_threads(options.num_threads)
+        config = loaded.model.config
+        self.ratio = int(np.prod(config.conv_stride))  # input samples per logits frame (320)
+        sr = loaded.sample_rate
+        self.chunk_len = int(round(options.chunk_s * sr))
+        self.stride = int(round(options.stride_s * sr))
+        self.blank_id = loaded.processor.tokenizer.pad_token_id
+
+    # -- model ---------------------------------------------------------------------------
+    def forward(self, batch: list[np.ndarray]) -> np.ndarray:
+        """Argmax ids for a batch of equal-length chunks: (batch, frames) int64."""
+        import torch
+
+        x = np.stack([normalize(s) if self.loaded.do_normalize else s for s in batch])
+        with torch.inference_mode():
+            inputs = torch.from_numpy(x).to(self.loaded.device, self.loaded.dtype)
+            logits = self.loaded.model(inputs).logits  # (batch, frames, vocab)
+            return logits.argmax(-1).cpu().numpy()
+
+    def decode(self, frame_ids: np.ndarray) -> str:
+        # skip_special_tokens stays False: skipping drops </s> before repeats are merged,
+        # which is not what processor.batch_decode(logits.argmax(-1)) gives.
+        return self.loaded.processor.tokenizer.decode(frame_ids.tolist())
+
+    # -- running -------------------------------------------------------------------------
+    def _events(self, sources: list[AudioSource]) -> Iterator[tuple]:
+        """Read and chunk sources in a background thread; yields
+        ('chunk', index, Chunk), ('done', index, samples) or ('error', index, message)."""
+        events: queue.Queue = queue.Queue(maxsize=max(4, 2 * self.options.batch_size))
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for index, source in enumerate(sources):
+                    if stop.is_set():
+                        return
+                    total = 0
+
+                    def counted(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+                        nonlocal total
+                        for block in blocks:
+                            total += len(block)
+                            yield block
+
+                    try:
+                        for chunk in iter_chunks(counted(source.open()), self.chunk_len, self.stride, self.stride):
+                            events.put(("chunk", index, chunk))
+                            if stop.is_set():
+                                return
+                        events.put(("done", index, total))
+                    except AudioError as e:
+                        events.put(("error", index, e.reason))
+                    except W2VError as e:
+                        events.put(("error", index, str(e)))
+                    except OSError as e:  # e.g. the file vanished or a disk error mid-read
+                        events.put(("error", index, str(e)))
+                events.put(("end", -1, None))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
+                events.put(("crash", -1, e))
+
+        thread = threading.Thread(target=produce, name="w2v-audio-reader", daemon=True)
+        thread.start()
+        try:
+            while True:
+                event = events.get()
+                if event[0] == "end":
+                    return
+                if event[0] == "crash":
+                    raise event[2]
+                yield event
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    events.get_nowait()
+                except queue.Empty:
+                    thread.join(timeout=0.05)
+
+    def run(self, sources: list[AudioSource]) -> Iterator[Transcription]:
+        """Transcribe `sources` in order, yielding one Transcription per source."""
+        sr = self.loaded.sample_rate
+        progress = self._progress(sources)
+        pending: list[Chunk] = []
+        kept: list[np.ndarray] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            ids = self.forward([c.samples for c in pending])
+            for chunk, row in zip(pending, ids):
+                first, end = kept_frames(len(chunk.samples), chunk.left, chunk.right, self.ratio)
+                kept.append(row[first:end])
+                if progress is not None:
+                    seconds = (len(chunk.samples) - chunk.left - chunk.right) / sr
+                    if progress.n + seconds > progress.total:  # headers without a length (MP3)
+                        progress.total = progress.n + seconds
+                    progress.update(seconds)
+            pending.clear()
+
+        try:
+            for kind, index, payload in self._events(sources):
+                source = sources[index]
+                if kind == "chunk":
+                    if pending and (len(pending) >= self.options.batch_size or len(pending[0].samples) != len(payload.samples)):
+                        flush()
+                    pending.append(payload)
+                    continue
+                flush()
+                if kind == "error":
+                    kept.clear()
+                    yield Transcription(source.key, error=payload)
+                    continue
+                frame_ids = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
+                kept.clear()
+                yield Transcription(source.key, self.decode(frame_ids), payload / sr, frame_ids=frame_ids)
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def _progress(self, sources: list[AudioSource]):  # -> tqdm | None
+        if not self.options.progress:
+            return None
+        total = sum(s.duration_s or 0.0 for s in sources)
+        if len(sources) < 2 and total < LONG_INPUT_S:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=round(total, 1), unit="s", unit_scale=False, desc="audio", file=sys.stderr,
+                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
+
+
+def transcribe_sources(
+    loaded: LoadedModel, sources: list[AudioSource], options: InferenceConfig
+) -> Iterator[Transcription]:
+    """Library entry point: transcribe AudioSources with a loaded CTC model."""
+    started = time.perf_counter()
+    yield from Engine(loaded, options).run(sources)
+    logger.debug("transcribed %d inputs in %.1f s", len(sources), time.perf_counter() - started)

@@ -1,0 +1,198 @@
+"""Model loading: hub ids, local folders and built-in names, offline-first.
+
+``from_pretrained`` on an uncached hub id with no network spends 20+ seconds in retries
+before failing. We look in the local Hugging Face cache first (``local_files_only``), then
+check in a few seconds whether the hub can be reached at all, and only then download; when
+it cannot, the error says which model, why, and what to pass instead.
+
+Both checkpoint layouts load: ``pytorch_model.bin`` with the 2021 weight-norm names
+(``weight_g``/``weight_v``, renamed by transformers on load; read with ``weights_only``)
+and ``model.safetensors`` + ``processor_config.json`` from transformers 5. Remote code is
+never trusted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .errors import ModelNotAvailableError
+
+logger = logging.getLogger("w2v")
+
+# Built-in models ship as package data: w2v_cli/assets/models/<name>/.
+BUILTIN_DIR = Path(__file__).parent / "assets" / "models"
+HUB_TIMEOUT_S = 3.0  # how long we wait to learn whether the hub answers
+
+
+def builtin_models() -> dict[str, Path]:
+    """Built-in model names and their folders (those that are installed)."""
+    if not BUILTIN_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(BUILTIN_DIR.iterdir()) if (p / "config.json").is_file()}
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_offline() -> bool:
+    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
+
+
+def hub_reachable(timeout_s: float = HUB_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the hub (or the configured HTTPS proxy) opens in time."""
+    target = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    target = target or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    url = urlparse(target if "://" in target else f"http://{target}")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _not_available(name: str, why: str) -> ModelNotAvailableError:
+    builtins = ", ".join(builtin_models()) or "none installed"
+    return ModelNotAvailableError(
+        f"model '{name}' is not available: it is not a local folder, not in the Hugging Face "
+        f"cache, and {why}. Pass --model with a local folder written by save_pretrained or "
+        f"`w2v finetune`, a built-in model ({builtins}), or connect to the hub once so it is "
+        f"cached."
+    )
+
+
+def is_local(name: str) -> bool:
+    return Path(name).expanduser().is_dir() or name in builtin_models()
+
+
+def local_path(name: str) -> Path | None:
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    return builtin_models().get(name)
+
+
+def from_pretrained(cls: Any, name: str, revision: str | None = None, **kwargs: Any) -> Any:
+    """``cls.from_pretrained`` for a local folder, built-in name or hub id, failing fast offline."""
+    kwargs.setdefault("trust_remote_code", False)
+    path = local_path(name)
+    if path is not None:
+        if not (path / "config.json").is_file() and not (path / "preprocessor_config.json").is_file():
+            raise ModelNotAvailableError(
+                f"{path} is a folder but holds no model (no config.json); pass a folder "
+                f"written by save_pretrained or `w2v finetune`"
+            )
+        return cls.from_pretrained(str(path), **kwargs)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelNotAvailableError(f"model folder {name} not found; check the path")
+    try:
+        return cls.from_pretrained(name, revision=revision, local_files_only=True, **kwargs)
+    except OSError:
+        pass  # not cached: try the hub below
+    if hub_offline():
+        raise _not_available(name, "HF_HUB_OFFLINE is set")
+    if not hub_reachable():
+        raise _not_available(name, f"the hub cannot be reached (no answer in {HUB_TIMEOUT_S:.0f} s)")
+    logger.info("downloading %s from the hub", name)
+    try:
+        return cls.from_pretrained(name, revision=revision, **kwargs)
+    except OSError as e:
+        raise ModelNotAvailableError(f"model '{name}' could not be loaded from the hub: {e}") from None
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelNotAvailableError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelNotAvailableError("--device mps was asked for but MPS is not available; use --device cpu")
+    return device
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 matmul instructions (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_dtype(dtype: str, device: str) -> Any:
+    """'auto' is bf16 on CPUs with bf16 instructions and on GPUs that support it, fp16 on
+    other GPUs, fp32 elsewhere."""
+    import torch
+
+    named = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if dtype != "auto":
+        return named[dtype]
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with what is needed to feed and decode it."""
+
+    name: str  # as asked for
+    model: Any  # transformers PreTrainedModel, in eval mode, on `device`
+    processor: Any  # Wav2Vec2Processor (CTC) or Wav2Vec2FeatureExtractor (pretraining)
+    device: str
+    dtype: Any  # torch.dtype
+
+    @property
+    def sample_rate(self) -> int:
+        fe = getattr(self.processor, "feature_extractor", self.processor)
+        return int(fe.sampling_rate)
+
+    @property
+    def do_normalize(self) -> bool:
+        fe = getattr(self.processor, "feature_extractor", self.processor)
+        return bool(getattr(fe, "do_normalize", True))
+
+
+def load_ctc_model(
+    name: str, device: str = "auto", dtype: str = "fp32", revision: str | None = None
+) -> LoadedModel:
+    """Load a CTC model and its processor (feature extractor + tokenizer)."""
+    import torch
+    from transformers import AutoModelForCTC, Wav2Vec2Processor
+
+    device = pick_device(device)
+    torch_dtype = pick_dtype(dtype, device)
+    processor = from_pretrained(Wav2Vec2Processor, name, revision)
+    model = from_pretrained(AutoModelForCTC, name, revision)
+    model.to(device=device, dtype=torch_dtype).eval()
+    logger.debug("loaded %s on %s in %s", name, device, torch_dtype)
+    return LoadedModel(name, model, processor, device, torch_dtype)
+
+
+def load_pretraining_model(
+    name: str, device: str = "auto", revision: str | None = None
+) -> LoadedModel:
+    """Load a Wav2Vec2ForPreTraining model and its feature extractor (fp32)."""
+    import torch
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2ForPreTraining
+
+    device = pick_device(device)
+    feature_extractor = from_pretrained(Wav2Vec2FeatureExtractor, name, revision)
+    model = from_pretrained(Wav2Vec2ForPreTraining, name, revision)
+    model.to(device=device, dtype=torch.float32).eval()
+    return LoadedModel(name, model, feature_extractor, device, torch.float32)
