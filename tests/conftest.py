@@ -10,7 +10,10 @@ import pytest
 from w2v_cli.testing import make_tiny_ctc_model, make_tiny_pretraining_model
 
 ROOT = Path(__file__).resolve().parents[1]
-SPEECH = ROOT.parent / "shared" / "data" / "speech"
+import os
+
+# CI puts `shared/` beside the checkout; W2V_SHARED points elsewhere for a clone made away from it.
+SPEECH = Path(os.environ.get("W2V_SHARED", ROOT.parent / "shared")) / "data" / "speech"
 
 
 @pytest.fixture(scope="session")
