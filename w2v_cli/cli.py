@@ -308,6 +308,60 @@ def pretrain_check_cmd(model: str | None, audio: str | None, mask_prob: float | 
         sys.exit(1)
 
 
+# -- check-data ---------------------------------------------------------------------------
+
+
+@cli.command("check-data")
+@click.argument("spec")
+@click.option("--model", "-m", default=None,
+              help="Take the vocabulary, labels and frames per second from this CTC model.")
+@click.option("--vocab", "vocab_path", type=click.Path(dir_okay=False), default=None,
+              help="Allowed characters: a vocab.json, or a text file with one per line.")
+@click.option("--headers-only", is_flag=True,
+              help="Read audio headers only: fast, but NaN samples, silence and duplicate audio go unseen.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@config_options
+def check_data_cmd(spec: str, model: str | None, vocab_path: str | None, headers_only: bool,
+                   as_json: bool) -> None:
+    """Check a dataset before training or evaluating on it.
+
+    Reports by utterance id: unreadable, corrupt, empty or NaN audio, empty transcripts,
+    characters outside the vocabulary (--model or --vocab), utterances too short for their
+    transcript under CTC, duplicate ids and audio, unusual sample rates and channel counts,
+    and duration outliers. Without --model, CTC lengths are checked with one label per
+    character against wav2vec2-base's feature encoder (320 samples per frame). Exit status
+    1 when there are errors; warnings alone give 0.
+
+    \b
+    Examples:
+      w2v check-data data/train.tsv
+      w2v check-data data/train.tsv --model facebook/wav2vec2-base-960h --json | jq .errors
+    """
+    from .checks import (BASE_CONV_KERNEL, BASE_CONV_STRIDE, check_dataset, checks_for_model,
+                         conv_frames, format_report, read_vocab_file)
+    from .data import load_dataset
+
+    config = resolve_config({"model.name": model})
+    dataset = load_dataset(spec, config.data)
+    options: dict[str, Any] = {"frames_for": conv_frames(BASE_CONV_KERNEL, BASE_CONV_STRIDE),
+                               "sample_rate": config.audio.sample_rate}
+    if model:
+        from .models import load_ctc_model
+
+        loaded = load_ctc_model(config.model.name, "cpu", "fp32", config.model.revision)
+        options = checks_for_model(loaded)
+    if vocab_path:
+        options["vocab"] = read_vocab_file(vocab_path)
+    report = check_dataset(dataset, decode_audio=not headers_only,
+                           progress=config.inference.progress, **options)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        click.echo(format_report(report))
+    if report.errors():
+        sys.exit(1)
+
+
 # -- config -------------------------------------------------------------------------------
 
 
