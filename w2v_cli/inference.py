@@ -67,6 +67,11 @@ class Transcription:
     duration_s: float = 0.0  # seconds of audio read
     error: str | None = None  # why the input failed, None when it did not
     frame_ids: np.ndarray | None = field(default=None, repr=False)  # argmax per kept frame
+    # Only with Engine(keep_log_probs=True), for timestamps, confidences and beam search:
+    log_probs: np.ndarray | None = field(default=None, repr=False)  # (frames, vocab) float32 log-softmax
+    # (frames,) absolute sample index where each kept frame starts. Exact even when chunk or
+    # stride lengths are not whole frames, where frame index * frame period drifts per chunk.
+    frame_samples: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Chunk:
     samples: np.ndarray  # (samples,) float32
     left: int  # samples of left context whose frames are dropped
     right: int  # samples of right context whose frames are dropped
+    start: int = 0  # absolute sample index of samples[0] in the recording
 
 
 def iter_chunks(
@@ -115,7 +121,7 @@ def iter_chunks(
         left = 0 if start == 0 else stride_left
         right = 0 if is_last else stride_right
         if len(chunk) > left:
-            yield Chunk(chunk, left, right)
+            yield Chunk(chunk, left, right, start)
         if is_last:
             return
         start += step
@@ -140,11 +146,12 @@ def normalize(samples: np.ndarray) -> np.ndarray:
 class Engine:
     """Runs a LoadedModel over AudioSources and decodes greedily."""
 
-    def __init__(self, loaded: LoadedModel, options: InferenceConfig):
+    def __init__(self, loaded: LoadedModel, options: InferenceConfig, keep_log_probs: bool = False):
         import torch
 
         self.loaded = loaded
         self.options = options
+        self.keep_log_probs = keep_log_probs  # also return log-probs and frame positions
         if options.num_threads > 0:
             torch.set_num_threads(options.num_threads)
         config = loaded.model.config
@@ -155,15 +162,19 @@ class Engine:
         self.blank_id = loaded.processor.tokenizer.pad_token_id
 
     # -- model ---------------------------------------------------------------------------
-    def forward(self, batch: list[np.ndarray]) -> np.ndarray:
-        """Argmax ids for a batch of equal-length chunks: (batch, frames) int64."""
+    def forward(self, batch: list[np.ndarray], log_probs: bool = False):
+        """Argmax ids for a batch of equal-length chunks: (batch, frames) int64; with
+        `log_probs`, a pair (ids, (batch, frames, vocab) float32 log-softmax)."""
         import torch
 
         x = np.stack([normalize(s) if self.loaded.do_normalize else s for s in batch])
         with torch.inference_mode():
             inputs = torch.from_numpy(x).to(self.loaded.device, self.loaded.dtype)
             logits = self.loaded.model(inputs).logits  # (batch, frames, vocab)
-            return logits.argmax(-1).cpu().numpy()
+            ids = logits.argmax(-1).cpu().numpy()
+            if log_probs:
+                return ids, torch.log_softmax(logits.float(), -1).cpu().numpy()
+            return ids
 
     def decode(self, frame_ids: np.ndarray) -> str:
         # skip_special_tokens stays False: skipping drops </s> before repeats are merged,
@@ -230,14 +241,20 @@ class Engine:
         progress = self._progress(sources)
         pending: list[Chunk] = []
         kept: list[np.ndarray] = []
+        kept_log_probs: list[np.ndarray] = []
+        kept_samples: list[np.ndarray] = []
 
         def flush() -> None:
             if not pending:
                 return
-            ids = self.forward([c.samples for c in pending])
-            for chunk, row in zip(pending, ids):
+            batch = [c.samples for c in pending]
+            ids, log_probs = self.forward(batch, log_probs=True) if self.keep_log_probs else (self.forward(batch), None)
+            for i, (chunk, row) in enumerate(zip(pending, ids)):
                 first, end = kept_frames(len(chunk.samples), chunk.left, chunk.right, self.ratio)
                 kept.append(row[first:end])
+                if log_probs is not None:
+                    kept_log_probs.append(log_probs[i, first:end])
+                    kept_samples.append(chunk.start + (first + np.arange(len(kept[-1]))) * self.ratio)
                 if progress is not None:
                     seconds = (len(chunk.samples) - chunk.left - chunk.right) / sr
                     if progress.n + seconds > progress.total:  # headers without a length (MP3)
@@ -256,11 +273,20 @@ class Engine:
                 flush()
                 if kind == "error":
                     kept.clear()
+                    kept_log_probs.clear()
+                    kept_samples.clear()
                     yield Transcription(source.key, error=payload)
                     continue
                 frame_ids = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
                 kept.clear()
-                yield Transcription(source.key, self.decode(frame_ids), payload / sr, frame_ids=frame_ids)
+                result = Transcription(source.key, self.decode(frame_ids), payload / sr, frame_ids=frame_ids)
+                if self.keep_log_probs:
+                    vocab = self.loaded.model.config.vocab_size
+                    result.log_probs = np.concatenate(kept_log_probs) if kept_log_probs else np.zeros((0, vocab), np.float32)
+                    result.frame_samples = np.concatenate(kept_samples) if kept_samples else np.zeros(0, np.int64)
+                    kept_log_probs.clear()
+                    kept_samples.clear()
+                yield result
         finally:
             if progress is not None:
                 progress.close()
@@ -278,9 +304,9 @@ class Engine:
 
 
 def transcribe_sources(
-    loaded: LoadedModel, sources: list[AudioSource], options: InferenceConfig
+    loaded: LoadedModel, sources: list[AudioSource], options: InferenceConfig, keep_log_probs: bool = False
 ) -> Iterator[Transcription]:
     """Library entry point: transcribe AudioSources with a loaded CTC model."""
     started = time.perf_counter()
-    yield from Engine(loaded, options).run(sources)
+    yield from Engine(loaded, options, keep_log_probs).run(sources)
     logger.debug("transcribed %d inputs in %.1f s", len(sources), time.perf_counter() - started)
