@@ -191,6 +191,59 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
         sys.exit(1)
 
 
+# -- eval ---------------------------------------------------------------------------------
+
+
+@cli.command("eval")
+@click.option("--dataset", "-d", default=None, metavar="SPEC",
+              help="Manifest, folder (LibriSpeech, TIMIT, audio + .txt), hf:<repo>[:<config>][:<split>] "
+                   "or librispeech_dummy.")
+@model_options
+@click.option("--output-dir", "-o", type=click.Path(file_okay=False), default=None,
+              help="Write utterances.jsonl, summary.json and report.md here.")
+@click.option("--audio-column", default=None, help="Audio column of an hf: dataset or manifest (default: guessed).")
+@click.option("--text-column", default=None, help="Transcript column of an hf: dataset or manifest (default: guessed).")
+@click.option("--max-items", type=int, default=None, help="Evaluate only the first N utterances.")
+@click.option("--batch-size", type=int, default=None, help="Chunks per forward pass.")
+@config_options
+def eval_cmd(dataset: str | None, model: str | None, device: str | None, dtype: str | None,
+             output_dir: str | None, audio_column: str | None, text_column: str | None,
+             max_items: int | None, batch_size: int | None) -> None:
+    """Measure the WER and CER of a CTC model on a dataset.
+
+    References and transcripts are normalised alike before scoring (lower-case,
+    punctuation and extra whitespace removed by default; see the text: section of the
+    config). Prints a summary table; bad items are skipped and named on stderr. Exit
+    status 1 only when nothing could be scored.
+
+    \b
+    Examples:
+      w2v eval --dataset ../shared/data/speech/manifest.tsv --model ./my-model
+      w2v eval --dataset librispeech_dummy -o eval-out
+      w2v eval --dataset LibriSpeech/test-clean --max-items 200
+      w2v eval --dataset hf:./my-saved-dataset:test --text-column sentence
+    """
+    from .data import load_dataset
+    from .evaluate import evaluate, format_table, summary_rows
+    from .models import load_ctc_model
+
+    config = resolve_config({
+        "eval.dataset": dataset, "eval.output_dir": output_dir, "model.name": model,
+        "inference.device": device, "inference.dtype": dtype, "inference.batch_size": batch_size,
+        "data.audio_column": audio_column, "data.text_column": text_column, "data.max_items": max_items,
+    })
+    data = load_dataset(config.eval.dataset or config.data.eval, config.data)
+    logger.info("dataset %s: %d utterances, %.2f h", data.name, len(data.utterances), data.duration_s / 3600)
+    loaded = load_ctc_model(config.model.name, config.inference.device, config.inference.dtype,
+                            config.model.revision)
+    result = evaluate(loaded, data, config, config.eval.output_dir or None)
+    for uid, reason in result.skipped:
+        click.echo(f"skipped: {uid}: {reason}", err=True)
+    if result.skipped:
+        click.echo(f"{len(result.skipped)} of {len(result.skipped) + result.utterances} items skipped", err=True)
+    click.echo(format_table(summary_rows(result)))
+
+
 # -- ctc-loss -----------------------------------------------------------------------------
 
 

@@ -1,0 +1,182 @@
+"""`w2v eval`: scoring, the report files, skipped items and the command line."""
+
+import json
+from pathlib import Path
+
+import jiwer
+import pytest
+from click.testing import CliRunner
+
+from w2v_cli import evaluate as evaluate_module
+from w2v_cli.cli import cli
+from w2v_cli.config import Config
+from w2v_cli.data import Dataset, Utterance, load_dataset
+from w2v_cli.errors import AudioError, DataError
+from w2v_cli.evaluate import evaluate
+from w2v_cli.inference import Transcription
+from w2v_cli.models import load_ctc_model
+from w2v_cli.text import normalize_text
+from w2v_cli.transcribe import transcribe_paths
+
+SHORT = ("1089-134691-0000", "LJ001-0002", "cmu_arctic_us_axb_a0005")  # 2.1 s, 1.9 s, 1.6 s
+
+
+@pytest.fixture()
+def manifest(tmp_path, speech_dir, speech_rows):
+    """Three short shared recordings (one with punctuation and mixed case in its text)."""
+    rows = [r for r in speech_rows if r["id"] in SHORT]
+    path = tmp_path / "short.tsv"
+    path.write_text("id\tpath\ttext\n" + "".join(
+        f"{r['id']}\t{speech_dir / r['path']}\t{r['text']}\n" for r in rows))
+    return path
+
+
+def quiet_config(**sections) -> Config:
+    config = Config()
+    config.inference.progress = False
+    for dotted, value in sections.items():
+        section, key = dotted.split("__")
+        setattr(getattr(config, section), key, value)
+    return config
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_report_files_agree_with_jiwer_and_the_transcribe_engine(tiny_ctc, manifest, tmp_path):
+    loaded = load_ctc_model(str(tiny_ctc), device="cpu")
+    dataset = load_dataset(str(manifest))
+    config = quiet_config()
+    result = evaluate(loaded, dataset, config, tmp_path / "out")
+
+    rows = read_jsonl(tmp_path / "out" / "utterances.jsonl")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    refs, hyps = [r["reference"] for r in rows], [r["hypothesis"] for r in rows]
+    assert [r["id"] for r in rows] == [u.id for u in dataset.utterances]
+    assert summary["wer"] == pytest.approx(jiwer.wer(refs, hyps), abs=1e-12)
+    assert summary["cer"] == pytest.approx(jiwer.cer(refs, hyps), abs=1e-12)
+    assert summary["wer"] == result.wer and summary["utterances"] == 3 and summary["skipped"] == 0
+    assert summary["normalization"].startswith("Unicode NFC, lower-case")
+    for row in rows:
+        counts = jiwer.process_words(row["reference"], row["hypothesis"])
+        assert (row["substitutions"], row["deletions"], row["insertions"]) == (
+            counts.substitutions, counts.deletions, counts.insertions)
+    # References are normalised as configured (LJ001-0002's text ends with a full stop).
+    assert rows[1]["reference"] == "in being comparatively modern"
+    # Hypotheses are what `w2v transcribe` prints for the same files, normalised.
+    transcripts = [r.text for r in transcribe_paths(loaded, [Path(u.path) for u in dataset.utterances], config)]
+    assert hyps == [normalize_text(text) for text in transcripts]
+    assert summary["audio_s"] == pytest.approx(2.085 + 1.9 + 1.565, abs=0.01)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## The 3 worst utterances" in report and "REF: " in report and "HYP: " in report
+
+
+class FakeEngine:
+    """Stands in for transcribe_sources with known hypotheses (None = the audio fails)."""
+
+    def __init__(self, hypotheses: dict[str, str | None]):
+        self.hypotheses = hypotheses
+        self.sources = []
+
+    def __call__(self, loaded, sources, options):
+        self.sources = sources
+        for source in sources:
+            text = self.hypotheses[source.key]
+            yield Transcription(source.key, error="audio went away") if text is None else \
+                Transcription(source.key, text, source.duration_s or 0.0)
+
+
+def test_wer_and_cer_of_known_hypotheses(tiny_ctc, monkeypatch, tmp_path):
+    loaded = load_ctc_model(str(tiny_ctc), device="cpu")
+    utterances = [Utterance("a", "Hello, World!", duration_s=1.0), Utterance("b", "the cat sat", duration_s=2.0),
+                  Utterance("c", "unheard", duration_s=1.0), Utterance("d", "?!", duration_s=1.0)]
+    fake = FakeEngine({"a": "HELLO WORD", "b": "THE CAT SAT DOWN", "c": None, "d": "HM"})
+    monkeypatch.setattr(evaluate_module, "transcribe_sources", fake)
+    loaded.model.train()
+    result = evaluate(loaded, Dataset("toy", utterances, [("z", "empty transcript")]), quiet_config(eval__worst=1),
+                      tmp_path)
+    assert [s.key for s in fake.sources] == ["a", "b", "c", "d"]
+    assert loaded.model.training  # given back in the mode it came in
+    # a: 'hello world' vs 'hello word' = 1 S; b: 1 I; c: unreadable; d: no words left to score.
+    assert (result.substitutions, result.deletions, result.insertions, result.hits) == (1, 0, 1, 4)
+    assert result.wer == pytest.approx(2 / 5)
+    assert result.cer == pytest.approx((1 + 5) / (len("hello world") + len("the cat sat")))
+    assert result.utterances == 2 and result.audio_s == 3.0
+    assert result.skipped == [("z", "empty transcript"), ("c", "audio went away"),
+                              ("d", "empty transcript after normalisation")]
+    report = (tmp_path / "report.md").read_text()
+    assert "## The 1 worst utterances" in report and "### 1. a: WER 50.0 %" in report
+    assert "REF: hello world\nHYP: hello  word\n               S\n" in report
+    assert "- `c`: audio went away" in report
+    config = quiet_config(data__on_bad_item="stop")
+    with pytest.raises(DataError, match="toy: c: audio went away"):
+        evaluate(loaded, Dataset("toy", utterances), config)
+
+
+def test_audio_that_fails_in_the_engine_is_skipped_and_nothing_scored_is_an_error(tiny_ctc, manifest):
+    loaded = load_ctc_model(str(tiny_ctc), device="cpu")
+    dataset = load_dataset(str(manifest))
+
+    def fail():
+        raise AudioError("bytes-of-x", "audio bytes are not readable audio")
+
+    dataset.utterances.insert(1, Utterance("x", "some words", read=fail, duration_s=1.0))
+    result = evaluate(loaded, dataset, quiet_config())
+    assert result.utterances == 3
+    assert result.skipped == [("x", "audio bytes are not readable audio")]
+    with pytest.raises(DataError, match="dataset only-bad: no utterance could be scored \\(x: audio bytes"):
+        evaluate(loaded, Dataset("only-bad", [dataset.utterances[1]]), quiet_config())
+
+
+# -- command line -------------------------------------------------------------------------
+
+
+def test_cli_eval_prints_the_table_and_writes_the_report(tiny_ctc, manifest, tmp_path):
+    out = tmp_path / "out"
+    args = ["eval", "--dataset", str(manifest), "--model", str(tiny_ctc), "-o", str(out), "--max-items", "2",
+            "--batch-size", "2", "--device", "cpu", "--quiet"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    table = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    assert table["dataset"] == str(manifest) and table["model"] == str(tiny_ctc)
+    assert table["utterances"] == "2" and table["skipped"] == "0"
+    summary = json.loads((out / "summary.json").read_text())
+    assert table["WER"].startswith(f"{100 * summary['wer']:.2f} % (S {summary['substitutions']}")
+    assert "RTF" in table["speed"] and "s of audio per second" in table["speed"]
+    assert len(read_jsonl(out / "utterances.jsonl")) == 2
+    assert result.stderr == ""
+
+
+def test_cli_eval_reports_skipped_items_on_stderr_and_exits_0(tiny_ctc, tmp_path, speech_dir):
+    (tmp_path / "bad.wav").write_text("not audio")
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text(f"path\ttext\n{speech_dir / 'audio' / 'LJ001-0002.wav'}\thello\nbad.wav\thello\n")
+    result = CliRunner().invoke(cli, ["eval", "-d", str(manifest), "-m", str(tiny_ctc), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "skipped: bad: " in result.stderr and "not a readable audio file" in result.stderr
+    assert "1 of 2 items skipped" in result.stderr
+    assert "skipped        1" in result.stdout
+
+
+def test_cli_eval_bad_input(tiny_ctc, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["eval", "--dataset", str(tmp_path / "none.tsv"), "-m", str(tiny_ctc)])
+    assert result.exit_code == 1
+    assert "Error: dataset" in result.stderr and "none.tsv' not found" in result.stderr
+    assert "Traceback" not in result.output
+    result = runner.invoke(cli, ["eval", "-m", str(tiny_ctc)])
+    assert result.exit_code == 1 and "no dataset given; pass --dataset" in result.stderr
+    manifest = tmp_path / "gone.tsv"
+    manifest.write_text("path\ttext\nmissing.flac\thello\n")
+    result = runner.invoke(cli, ["eval", "-d", str(manifest), "-m", str(tiny_ctc)])
+    assert result.exit_code == 1 and "no usable utterances (missing: " in result.stderr
+
+
+def test_cli_eval_help():
+    result = CliRunner().invoke(cli, ["eval", "--help"])
+    assert result.exit_code == 0
+    assert "Measure the WER and CER" in result.output and "w2v eval --dataset librispeech_dummy" in result.output
+    for flag in ("--dataset", "--model", "--output-dir", "--audio-column", "--text-column", "--max-items",
+                 "--batch-size", "--device", "--dtype", "--config", "--set"):
+        assert flag in result.output
