@@ -1,0 +1,502 @@
+"""The training skeleton shared by `w2v finetune` and `w2v pretrain`.
+
+What both loops need and nothing task-specific: accelerate set-up (one CPU, one GPU, or
+many processes through `accelerate launch` / `torchrun`), length-grouped batches sharded
+across processes, AdamW with warm-up and decay, one fixed-format log line per interval
+(stderr + JSONL), atomic checkpoints with resume to the same weights, SIGINT/SIGTERM
+handling, and the loss/WER plot at the end.
+
+The task modules (finetune.py, pretrain.py) supply a model, a dataset of Utterances, a
+`collate` and a `compute_loss`, and optionally an `evaluate` callback; `train()` does the
+rest, top to bottom.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Config, TrainConfig
+from .errors import ConfigError, W2VError
+
+logger = logging.getLogger("w2v")
+
+CHECKPOINTS = "checkpoints"  # output_dir/checkpoints/step-000500/
+STATE_FILE = "trainer_state.json"
+LOG_FILE = "train_log.jsonl"
+CONFIG_FILE = "w2v_config.yaml"
+
+
+# -- batches ------------------------------------------------------------------------------
+
+
+def length_grouped_batches(
+    durations: list[float], options: TrainConfig, epoch: int, seed: int
+) -> list[list[int]]:
+    """Batches of utterance indices with similar durations, in a shuffled order that
+    depends only on (seed, epoch), so a resumed run sees the same batches.
+
+    Utterances are shuffled, cut into groups of 50 batches' worth, each group sorted by
+    duration and cut into batches (by count, or by total seconds when batch_audio_s > 0);
+    then the batch order is shuffled. Less padding, still random.
+    """
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(durations)))
+    rng.shuffle(order)
+    per_batch = max(1, options.batch_size)
+    group = per_batch * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(order), group):
+        members = sorted(order[start : start + group], key=lambda i: durations[i])
+        if options.batch_audio_s > 0:
+            batch: list[int] = []
+            total = 0.0
+            for i in members:
+                if batch and total + durations[i] > options.batch_audio_s:
+                    batches.append(batch)
+                    batch, total = [], 0.0
+                batch.append(i)
+                total += durations[i]
+            if batch:
+                batches.append(batch)
+        else:
+            batches.extend(members[i : i + per_batch] for i in range(0, len(members), per_batch))
+    rng.shuffle(batches)
+    return batches
+
+
+def shard(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
+    """This process's share: every world-th batch, truncated so all ranks take the same
+    number of steps (DDP hangs if one rank runs an extra backward)."""
+    usable = len(batches) - len(batches) % world
+    return batches[rank:usable:world]
+
+
+# -- schedule -----------------------------------------------------------------------------
+
+
+def lr_factor(step: int, total: int, options: TrainConfig) -> float:
+    """Linear warm-up to 1, then linear or cosine decay to 0 over the remaining steps."""
+    if options.warmup_steps and step < options.warmup_steps:
+        return (step + 1) / options.warmup_steps
+    if options.lr_schedule == "constant":
+        return 1.0
+    progress = (step - options.warmup_steps) / max(1, total - options.warmup_steps)
+    progress = min(max(progress, 0.0), 1.0)
+    if options.lr_schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0 - progress
+
+
+# -- state, logs, checkpoints -------------------------------------------------------------
+
+
+@dataclass
+class TrainerState:
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of this epoch already consumed (this rank's share)
+    skipped_nonfinite: int = 0  # batches whose loss was not finite, never trained on
+    audio_s: float = 0.0  # seconds of audio trained on (this rank)
+    elapsed_s: float = 0.0
+    best_metric: float | None = None  # eval WER (lower is better)
+    best_step: int | None = None
+    history: list[dict] = field(default_factory=list)  # eval results by step
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> TrainerState:
+        return cls(**json.loads(path.read_text()))
+
+
+def checkpoint_dirs(output_dir: Path) -> list[Path]:
+    root = output_dir / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / STATE_FILE).is_file())
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move a fully written folder into place; an older one of the same name goes first."""
+    if final.exists():
+        old = final.with_name(f".old-{final.name}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def weights_digest(model: Any) -> str:
+    """A short hash of all parameters, to compare processes or runs."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class StopRequested:
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step, so the loop can
+    save a checkpoint and exit cleanly instead of dying mid-write."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequested:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. inside some test runners)
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+        logger.warning("received %s: finishing this step, saving a checkpoint, then exiting "
+                       "(send again to stop at once)", signal.Signals(signum).name)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+
+def plot_history(output_dir: Path, log_rows: list[dict], evals: list[dict], metric: str) -> Path | None:
+    """training.png: training loss and eval `metric` against steps."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed: no plot")
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot([r["step"] for r in log_rows], [r["loss"] for r in log_rows], color="tab:blue", label="train loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("train loss", color="tab:blue")
+    if any(r["loss"] > 0 for r in log_rows):
+        ax.set_yscale("log")
+    if evals:
+        ax2 = ax.twinx()
+        ax2.plot([e["step"] for e in evals], [e[metric] for e in evals], "o-", color="tab:red", label=f"eval {metric}")
+        ax2.set_ylabel(f"eval {metric}", color="tab:red")
+    ax.set_title(output_dir.name)
+    fig.tight_layout()
+    path = output_dir / "training.png"
+    tmp = output_dir / ".training.png.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+# -- the loop -----------------------------------------------------------------------------
+
+
+@dataclass
+class Task:
+    """What a training task provides to `train`."""
+
+    name: str  # "finetune" or "pretrain", for logs
+    model: Any  # torch.nn.Module (not yet prepared)
+    durations: list[float]  # seconds per training item
+    collate: Callable[[list[int], int], dict]  # (item indices, step) -> batch of tensors (+ "audio_s")
+    compute_loss: Callable[[Any, dict, int], tuple[Any, dict]]  # (model, batch, step) -> (loss, extra log fields)
+    save_model: Callable[[Any, Path], None]  # (unwrapped model, folder) -> writes an inference-ready model
+    evaluate: Callable[[Any, int], dict] | None = None  # (unwrapped model, step) -> {"wer": ..., ...}
+    metric: str = "wer"  # key of evaluate's result used to pick the best checkpoint (lower is better)
+    trainable: Callable[[Any], list] | None = None  # parameters to optimise (default: those requiring grad)
+
+
+def make_accelerator(options: TrainConfig) -> Any:
+    from accelerate import Accelerator
+
+    precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[options.dtype]
+    accelerator = Accelerator(mixed_precision=precision, gradient_accumulation_steps=options.grad_accum)
+    # `accelerate launch --cpu --num_processes 2` silently starts one process: say what runs.
+    logger.info(
+        "running %d process(es), distributed type %s, device %s, mixed precision %s",
+        accelerator.num_processes, accelerator.distributed_type, accelerator.device, precision,
+    )
+    if int(os.environ.get("WORLD_SIZE", "1")) != accelerator.num_processes:
+        logger.warning("WORLD_SIZE=%s but %d process(es) run", os.environ.get("WORLD_SIZE"), accelerator.num_processes)
+    return accelerator
+
+
+def total_steps(task: Task, options: TrainConfig, world: int) -> int:
+    if options.max_steps > 0:
+        return options.max_steps
+    batches = length_grouped_batches(task.durations, options, 0, options.seed)
+    per_epoch = len(shard(batches, 0, world)) // max(1, options.grad_accum)
+    return max(1, per_epoch * options.epochs)
+
+
+def train(task: Task, config: Config, resume: bool | None = None, stop_after: int | None = None) -> TrainerState:
+    """Run the loop. `resume`: None = resume when output_dir holds a checkpoint, True = it
+    must, False = start over. `stop_after`: save and stop after this many optimizer steps
+    (the schedule still assumes the full run), e.g. to split a run across sessions."""
+    import torch
+
+    options = config.train
+    output_dir = Path(options.output_dir)
+    accelerator = make_accelerator(options)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    main = accelerator.is_main_process
+    if main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / CONFIG_FILE).write_text(config.to_yaml())
+    accelerator.wait_for_everyone()
+
+    random.seed(options.seed)
+    np.random.seed(options.seed)
+    torch.manual_seed(options.seed)
+    steps = total_steps(task, options, world)
+    params = task.trainable(task.model) if task.trainable else [p for p in task.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        params, lr=options.learning_rate, betas=(options.adam_beta1, options.adam_beta2),
+        eps=options.adam_eps, weight_decay=options.weight_decay,
+    )
+    model, optimizer = accelerator.prepare(task.model, optimizer)
+    # Not prepared: accelerate's scheduler wrapper steps once per process, while our step
+    # count is already global (each optimizer step consumes one batch on every process).
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.optimizer, lambda s: lr_factor(s, steps, options))
+    accelerator.register_for_checkpointing(scheduler)
+
+    state = TrainerState()
+    found = checkpoint_dirs(output_dir)
+    if resume and not found:
+        raise W2VError(f"--resume was given but {output_dir}/{CHECKPOINTS} holds no checkpoint")
+    if found and resume is not False:
+        latest = found[-1]
+        accelerator.load_state(str(latest / "accelerate"))
+        state = TrainerState.load(latest / STATE_FILE)
+        logger.info("resumed from %s (step %d, epoch %d)", latest, state.step, state.epoch)
+    elif found:
+        logger.info("--no-resume: starting over; older checkpoints in %s will be replaced", output_dir)
+        if main:
+            shutil.rmtree(output_dir / CHECKPOINTS, ignore_errors=True)
+            (output_dir / LOG_FILE).unlink(missing_ok=True)
+    log_rows = _read_log(output_dir / LOG_FILE, state.step)
+
+    def save_checkpoint() -> None:
+        accelerator.wait_for_everyone()
+        tmp = output_dir / CHECKPOINTS / f".tmp-step-{state.step:06d}"
+        final = output_dir / CHECKPOINTS / f"step-{state.step:06d}"
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp / "accelerate"))  # model, optimizer, scheduler, RNG of every rank
+        if main:
+            state.save(tmp / STATE_FILE)
+            (tmp / CONFIG_FILE).write_text(config.to_yaml())
+            replace_dir(tmp, final)
+            # The output folder itself is always an inference-ready model (the latest).
+            _save_model_atomically(task, accelerator.unwrap_model(model), output_dir)
+            _prune(output_dir, options.keep_last, state.best_step)
+        accelerator.wait_for_everyone()
+
+    def run_eval() -> None:
+        if task.evaluate is None:
+            return
+        model.eval()
+        result = task.evaluate(accelerator.unwrap_model(model), state.step) if main else {}
+        model.train()
+        if not main:
+            return
+        result = {"step": state.step, **result}
+        state.history.append(result)
+        _append_log(output_dir / "eval_log.jsonl", result)
+        value = result.get(task.metric)
+        logger.info("eval step %d | %s", state.step, " | ".join(
+            f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items() if k != "step"))
+        if value is not None and (state.best_metric is None or value < state.best_metric):
+            state.best_metric, state.best_step = value, state.step
+            _save_model_atomically(task, accelerator.unwrap_model(model), output_dir / "best")
+
+    model.train()
+    started = time.perf_counter() - state.elapsed_s
+    window = {"loss": 0.0, "n": 0, "audio_s": 0.0, "t": time.perf_counter(), "extra": {}}
+    logger.info("training %s for %d steps (batch %s, grad accum %d, lr %.2e)", task.name, steps,
+                f"{options.batch_audio_s:g} s of audio" if options.batch_audio_s > 0 else options.batch_size,
+                options.grad_accum, options.learning_rate)
+    last_saved = state.step
+    with StopRequested() as stop:
+        while state.step < steps and not stop:
+            batches = shard(length_grouped_batches(task.durations, options, state.epoch, options.seed), rank, world)
+            if not batches:
+                raise W2VError("the training set gives no batch for every process; use more data or fewer processes")
+            for index in range(state.batch_in_epoch, len(batches)):
+                batch = task.collate(batches[index], state.step)
+                audio_s = float(batch.pop("audio_s"))
+                with accelerator.accumulate(model):
+                    loss, extra = task.compute_loss(model, batch, state.step)
+                    finite = accelerator.gather(torch.isfinite(loss.detach()).reshape(1)).all().item()
+                    if finite:
+                        accelerator.backward(loss)
+                    else:
+                        state.skipped_nonfinite += 1
+                        logger.warning("step %d: non-finite loss, batch skipped (%d so far)", state.step, state.skipped_nonfinite)
+                        optimizer.zero_grad()
+                    grad_norm = None
+                    if accelerator.sync_gradients and finite:
+                        grad_norm = accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm or float("inf"))
+                    if finite:
+                        optimizer.step()
+                    if accelerator.sync_gradients:
+                        scheduler.step()
+                    optimizer.zero_grad()
+                state.batch_in_epoch = index + 1
+                state.audio_s += audio_s
+                if finite:
+                    window["loss"] += float(loss.detach())
+                    window["n"] += 1
+                    for k, v in extra.items():
+                        window["extra"][k] = window["extra"].get(k, 0.0) + float(v)
+                window["audio_s"] += audio_s
+                if not accelerator.sync_gradients:
+                    continue
+                state.step += 1
+                state.elapsed_s = time.perf_counter() - started
+                if state.step % options.log_every == 0 or state.step == steps:
+                    row = _log_line(state, steps, window, scheduler, grad_norm, world)
+                    log_rows.append(row)
+                    if main:
+                        _append_log(output_dir / LOG_FILE, row)
+                    window = {"loss": 0.0, "n": 0, "audio_s": 0.0, "t": time.perf_counter(), "extra": {}}
+                if options.eval_every and state.step % options.eval_every == 0 and state.step < steps:
+                    run_eval()
+                if options.save_every and state.step % options.save_every == 0 and state.step < steps:
+                    save_checkpoint()
+                    last_saved = state.step
+                if state.step >= steps or stop or (stop_after is not None and state.step >= stop_after):
+                    break
+            else:
+                state.epoch += 1
+                state.batch_in_epoch = 0
+            if stop_after is not None and state.step >= stop_after:
+                break
+    finished = state.step >= steps
+    if finished:
+        run_eval()
+    if state.step != last_saved or finished:
+        save_checkpoint()
+    if main:
+        _write_rank_digest(output_dir, rank, state, accelerator.unwrap_model(model))
+        plot_history(output_dir, log_rows, state.history, task.metric)
+        state.save(output_dir / STATE_FILE)
+    elif world > 1:
+        _write_rank_digest(output_dir, rank, state, accelerator.unwrap_model(model))
+    accelerator.wait_for_everyone()
+    if not finished:
+        why = f"signal {signal.Signals(stop.signal).name}" if stop.signal else f"--stop-after {stop_after}"
+        logger.warning("stopped at step %d of %d (%s); checkpoint saved: rerun the same command to resume",
+                       state.step, steps, why)
+    else:
+        logger.info("done: %d steps in %.0f s; model in %s", state.step, state.elapsed_s, output_dir)
+    if state.skipped_nonfinite:
+        logger.warning("%d batches had a non-finite loss and were skipped", state.skipped_nonfinite)
+    accelerator.end_training()
+    return state
+
+
+def _log_line(state: TrainerState, steps: int, window: dict, scheduler: Any, grad_norm: Any, world: int) -> dict:
+    """One fixed-format line on stderr; the same fields as a dict for the JSONL log."""
+    seconds = max(1e-9, time.perf_counter() - window["t"])
+    n = max(1, window["n"])
+    row = {
+        "step": state.step,
+        "loss": window["loss"] / n,
+        "lr": scheduler.get_last_lr()[0],
+        "grad_norm": None if grad_norm is None else float(grad_norm),
+        "audio_s_per_s": window["audio_s"] * world / seconds,
+        "elapsed_s": round(state.elapsed_s, 1),
+        **{k: v / n for k, v in window["extra"].items()},
+    }
+    extra = "".join(f" | {k} {v / n:.4g}" for k, v in window["extra"].items())
+    grad = "nan" if row["grad_norm"] is None else f"{row['grad_norm']:.3f}"
+    elapsed = time.strftime("%H:%M:%S", time.gmtime(state.elapsed_s))
+    logger.info(
+        "step %6d/%d | loss %.4f | lr %.2e | grad %s | %.1f audio-s/s | %s%s",
+        state.step, steps, row["loss"], row["lr"], grad, row["audio_s_per_s"], elapsed, extra,
+    )
+    return row
+
+
+def _append_log(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+
+
+def _read_log(path: Path, up_to_step: int) -> list[dict]:
+    """Rows of an existing log up to the resumed step (a crash may have logged beyond it)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash
+        if row.get("step", 0) <= up_to_step:
+            rows.append(row)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def _save_model_atomically(task: Task, model: Any, folder: Path) -> None:
+    """Write the inference-ready model to a temporary folder, then swap its files in."""
+    tmp = folder.parent / f".tmp-{folder.name}-model"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    task.save_model(model, tmp)
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in tmp.iterdir():
+        os.replace(item, folder / item.name)
+    tmp.rmdir()
+
+
+def _prune(output_dir: Path, keep_last: int, best_step: int | None) -> None:
+    found = checkpoint_dirs(output_dir)
+    keep = set(found[-max(1, keep_last):])
+    for path in found:
+        if path not in keep and (best_step is None or path.name != f"step-{best_step:06d}"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_rank_digest(output_dir: Path, rank: int, state: TrainerState, model: Any) -> None:
+    """ranks/rank-N.json: what this process trained and a hash of its weights, so a
+    multi-process run can be checked for identical replicas."""
+    folder = output_dir / "ranks"
+    folder.mkdir(exist_ok=True)
+    record = {"rank": rank, "step": state.step, "audio_s": state.audio_s, "weights": weights_digest(model)}
+    (folder / f"rank-{rank}.json").write_text(json.dumps(record))
+
+
+def check_output_dir(options: TrainConfig) -> None:
+    if not options.output_dir:
+        raise ConfigError("train.output_dir is empty; set it in the config or pass --output-dir")
