@@ -415,6 +415,40 @@ def check_data_cmd(spec: str, model: str | None, vocab_path: str | None, headers
         sys.exit(1)
 
 
+# -- finetune -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--output-dir", "-o", default=None, help="Where the model and checkpoints go (train.output_dir).")
+@click.option("--model", "-m", default=None, help="Model to start from: hub id or folder (model.name).")
+@click.option("--max-steps", type=int, default=None, help="Optimizer steps (train.max_steps).")
+@click.option("--resume/--no-resume", default=None,
+              help="Continue from the latest checkpoint in the output folder (default: when there is one).")
+@click.option("--stop-after", type=int, default=None,
+              help="Save and stop after this many steps; the schedule still plans the full run.")
+@config_options
+def finetune(output_dir: str | None, model: str | None, max_steps: int | None, resume: bool | None,
+             stop_after: int | None) -> None:
+    """Fine-tune a wav2vec2 model for CTC speech recognition.
+
+    Reads the training and eval sets named by data.train / data.eval (any source `w2v
+    eval` reads), checks them, trains with accelerate, evaluates every
+    train.eval_every steps and leaves in the output folder a model that `w2v
+    transcribe --model DIR` takes, with checkpoints, logs and a training plot.
+    Runs on several GPUs or processes with `accelerate launch` or `torchrun`.
+
+    \b
+    Examples:
+      w2v finetune --config configs/timit.yaml --set data.train=/data/TIMIT/TRAIN
+      w2v finetune --config configs/tiny.yaml --set data.train=train.tsv -o runs/tiny
+      accelerate launch --num_processes 4 -m w2v_cli.cli finetune --config my.yaml
+    """
+    from .finetune import finetune as run_finetune
+
+    config = resolve_config({"train.output_dir": output_dir, "model.name": model, "train.max_steps": max_steps})
+    run_finetune(config, resume, stop_after)
+
+
 # -- config -------------------------------------------------------------------------------
 
 
