@@ -25,13 +25,15 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, audio_info
-from .data import Dataset, Utterance
 from .errors import AudioError, DataError, W2VError
+
+if TYPE_CHECKING:  # transcribe.py imports this module; it need not load the data readers
+    from .data import Dataset, Utterance
 
 logger = logging.getLogger("w2v")
 
@@ -97,6 +99,16 @@ def conv_frames(kernels: tuple[int, ...], strides: tuple[int, ...]) -> Callable[
         return n
 
     return frames_for
+
+
+def receptive_field(kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:
+    """Input samples a conv feature encoder needs for one output frame (400 for wav2vec2-base,
+    25 ms at 16 kHz); a shorter input makes the conv layers fail instead of giving 0 frames."""
+    field_, jump = kernels[0], strides[0]
+    for k, s in zip(kernels[1:], strides[1:]):
+        field_ += (k - 1) * jump
+        jump *= s
+    return field_
 
 
 def vocab_characters(tokens: Any, delimiter: str = "|") -> set[str]:

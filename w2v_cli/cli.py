@@ -144,16 +144,20 @@ def cli() -> None:
               help="Write <input stem>.<ext> per input here.")
 @click.option("--output-format", "-f", type=click.Choice(["txt", "json", "all"]), default="txt",
               show_default=True, help="Format of the files in --output-dir.")
+@click.option("--overwrite", is_flag=True,
+              help="Redo inputs whose outputs in --output-dir were made with the same model and options.")
 @config_options
 def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, dtype: str | None,
                batch_size: int | None, chunk_s: float | None, stride_s: float | None,
-               num_threads: int | None, output_dir: str | None, output_format: str) -> None:
+               num_threads: int | None, output_dir: str | None, output_format: str,
+               overwrite: bool) -> None:
     """Transcribe audio files with greedy CTC decoding.
 
     PATH may be a file, a folder (searched recursively for audio) or a glob pattern.
     With one input the transcript alone goes to stdout; with several, one
     `path<TAB>transcript` line each. A bad input is reported on stderr and the rest
-    are still done; the exit status is then 1.
+    are still done; the exit status is then 1. With --output-dir, running the same
+    command again skips the inputs already done with the same model and options.
 
     \b
     Examples:
@@ -162,7 +166,7 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
       w2v transcribe recordings/ -o out -f json
     """
     from .models import load_ctc_model
-    from .transcribe import expand_inputs, transcribe_paths
+    from .transcribe import expand_inputs, finished_inputs, transcribe_paths
 
     config = resolve_config({
         "model.name": model, "inference.device": device, "inference.dtype": dtype,
@@ -174,11 +178,15 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
     for key, error in failures:
         click.echo(f"error: {key}: {error}", err=True)
     total = len(paths) + len(bad_args)
+    done = finished_inputs(paths, config, output_dir, output_format) if output_dir and not overwrite else {}
+    if done:
+        click.echo(f"skipping {len(done)} of {len(paths)} inputs already transcribed in {output_dir} "
+                   f"with this model and options (--overwrite redoes them)", err=True)
     if paths:
-        loaded = load_ctc_model(config.model.name, config.inference.device, config.inference.dtype,
-                                config.model.revision)
+        loaded = None if len(done) == len(paths) else load_ctc_model(
+            config.model.name, config.inference.device, config.inference.dtype, config.model.revision)
         single = total == 1
-        for result in transcribe_paths(loaded, paths, config, output_dir, output_format):
+        for result in transcribe_paths(loaded, paths, config, output_dir, output_format, done):
             if result.error is not None:
                 failures.append((result.key, result.error))
                 click.echo(f"error: {result.key}: {result.error}", err=True)

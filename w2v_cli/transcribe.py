@@ -1,8 +1,20 @@
-"""`w2v transcribe` as a library: expand inputs, run the engine, write outputs."""
+"""`w2v transcribe` as a library: expand inputs, run the engine, write outputs.
+
+Batches resume. Beside the outputs of each input goes a sidecar, ``.<stem>.w2v.json``, written
+(atomically) after them: the fingerprint of the model and decoding options, the input's
+identity (path, size, mtime) and the sha256 of each output file. A re-run skips an input
+only when its sidecar matches and every output it asks for hashes to what the sidecar says.
+Any ``kill -9`` leaves either an old, self-consistent pair or a mismatch that is redone: an
+output renamed into place after its sidecar no longer matches that sidecar's hash. One
+sidecar per input (not one shared log) means no appends to tear, no lock, and nothing
+another format's writer has to know about.
+"""
 
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -10,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .audio import find_audio_files
+from .checks import receptive_field
 from .config import Config
-from .inference import Transcription, file_source, transcribe_sources
-from .models import LoadedModel
-from .writers import get_writers
+from .errors import AudioError
+from .inference import AudioSource, Transcription, file_source, transcribe_sources
+from .models import LoadedModel, local_path
+from .writers import Writer, get_writers, write_atomic
 
 logger = logging.getLogger("w2v")
 
@@ -75,22 +89,172 @@ def result_record(t: Transcription, model: str) -> dict:
     return {"path": t.key, "text": t.text, "duration_s": round(t.duration_s, 3), "model": model}
 
 
+# -- resuming ------------------------------------------------------------------------------
+
+SIDECAR_VERSION = 1
+# Files of a model folder whose change changes transcripts (checkpoints/ and logs do not).
+MODEL_FILES = ("config.json", "vocab.json", "tokenizer_config.json", "preprocessor_config.json",
+               "processor_config.json", "special_tokens_map.json", "added_tokens.json")
+
+
+def _stat(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def model_identity(name: str, revision: str | None = None) -> dict:
+    """What identifies a model's weights: a local folder's files (size, mtime), or a hub id,
+    revision and the commit the local cache holds for it."""
+    folder = local_path(name)
+    if folder is not None:
+        files = sorted(p for p in folder.iterdir() if p.is_file() and (
+            p.name in MODEL_FILES or p.suffix in (".safetensors", ".bin")))
+        return {"folder": os.path.abspath(folder), "files": {p.name: _stat(p) for p in files}}
+    identity = {"hub_id": name, "revision": revision}
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        ref = Path(HF_HUB_CACHE) / f"models--{name.replace('/', '--')}" / "refs" / (revision or "main")
+        identity["commit"] = ref.read_text().strip() if ref.is_file() else None
+    except (ImportError, OSError):
+        identity["commit"] = None
+    return identity
+
+
+def fingerprint(config: Config) -> dict:
+    """The model and every option that changes a transcript. batch_size, threads and device
+    are left out: batches hold equal-length chunks, so they do not change the text."""
+    return {
+        "model": model_identity(config.model.name, config.model.revision),
+        "dtype": config.inference.dtype,
+        "chunk_s": config.inference.chunk_s,
+        "stride_s": config.inference.stride_s,
+        "sample_rate": config.audio.sample_rate,
+    }
+
+
+def _input_identity(path: Path) -> dict:
+    return {"path": os.path.abspath(path), "stat": _stat(path)}
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def sidecar_path(output_dir: Path, stem: str) -> Path:
+    return output_dir / f".{stem}.w2v.json"
+
+
+def _read_sidecar(path: Path) -> dict | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and record.get("w2v") == SIDECAR_VERSION else None
+
+
+def writer_settings(writer: Writer) -> dict:
+    """A writer's class and options (e.g. subtitle line widths), as JSON values."""
+    options = json.loads(json.dumps(vars(writer), default=lambda o: getattr(o, "__dict__", str(o))))
+    return {"writer": type(writer).__name__, **options}
+
+
+def finished_inputs(paths: list[Path], config: Config, output_dir: str | Path,
+                    output_format: str = "txt", writers: list[Writer] | None = None) -> dict[str, dict]:
+    """Inputs whose outputs in `output_dir` are complete and were made with this model,
+    these options and writers like `writers` (default: ``get_writers(output_format)``; pass
+    the ones transcribe_paths will use): {input key: sidecar record}."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return {}
+    wanted = fingerprint(config)
+    writers = writers if writers is not None else get_writers(output_format)
+    expected = {w.extension: writer_settings(w) for w in writers}
+    done: dict[str, dict] = {}
+    for path, stem in zip(paths, output_stems(paths)):
+        record = _read_sidecar(sidecar_path(output_dir, stem))
+        if record is None or record.get("fingerprint") != wanted:
+            continue
+        try:
+            if record.get("input") != _input_identity(path):
+                continue
+        except OSError:
+            continue
+        outputs = record.get("outputs") or {}
+        if all(outputs.get(f"{stem}.{ext}") == {"sha256": _sha256(output_dir / f"{stem}.{ext}"), **settings}
+               for ext, settings in expected.items()):
+            done[str(path)] = record
+    return done
+
+
+def _mark_done(output_dir: Path, stem: str, path: Path, result: Transcription, wanted: dict,
+               written: list[tuple[Path, Writer]]) -> None:
+    """Write the sidecar after the outputs; keep what it said about other formats."""
+    sidecar = sidecar_path(output_dir, stem)
+    record = {"w2v": SIDECAR_VERSION, "fingerprint": wanted, "input": _input_identity(path),
+              "text": result.text, "duration_s": round(result.duration_s, 3), "outputs": {}}
+    old = _read_sidecar(sidecar)
+    if old and old.get("fingerprint") == wanted and old.get("input") == record["input"]:
+        record["outputs"].update(old.get("outputs") or {})
+    record["outputs"].update({p.name: {"sha256": _sha256(p), **writer_settings(w)} for p, w in written})
+    write_atomic(sidecar, json.dumps(record, ensure_ascii=False, indent=1) + "\n")
+
+
+def _long_enough(source: AudioSource, min_samples: int, sample_rate: int) -> AudioSource:
+    """Refuse an input shorter than the model's receptive field by name: the conv layers
+    would raise on it (wav2vec2-base needs 400 samples, 25 ms), taking the batch down."""
+
+    def blocks() -> Iterator:
+        total = 0
+        for block in source.open():
+            total += len(block)
+            yield block
+        if 0 < total < min_samples:
+            raise AudioError(source.key, f"too short to transcribe: {1000 * total / sample_rate:.1f} ms, "
+                                         f"and the model needs at least {1000 * min_samples / sample_rate:.1f} "
+                                         f"ms of audio for one output frame")
+
+    return AudioSource(source.key, blocks, source.duration_s)
+
+
 def transcribe_paths(
-    loaded: LoadedModel,
+    loaded: LoadedModel | None,
     paths: list[Path],
     config: Config,
     output_dir: str | Path | None = None,
     output_format: str = "txt",
+    done: dict[str, dict] | None = None,
 ) -> Iterator[Transcription]:
     """Transcribe audio files in order; with `output_dir`, write one file per input and
-    format as each finishes. Failed inputs come back with `error` set and write nothing."""
-    sr = loaded.sample_rate
-    sources = [file_source(p, sr, config.audio.block_s) for p in paths]
-    stems = dict(zip((s.key for s in sources), output_stems(paths)))
+    format as each finishes. Failed inputs come back with `error` set and write nothing.
+
+    Inputs in `done` (from ``finished_inputs``) are not run again: their earlier transcript
+    comes back in its turn. `loaded` may be None when every input is done.
+    """
+    done = done or {}
+    stems = dict(zip((str(p) for p in paths), output_stems(paths)))
+    todo = [p for p in paths if str(p) not in done]
+    results: Iterator[Transcription] = iter(())
+    if todo:
+        assert loaded is not None, "a model is needed for inputs not yet done"
+        sr = loaded.sample_rate
+        conv = loaded.model.config
+        min_samples = receptive_field(tuple(conv.conv_kernel), tuple(conv.conv_stride))
+        sources = [_long_enough(file_source(p, sr, config.audio.block_s), min_samples, sr) for p in todo]
+        results = transcribe_sources(loaded, sources, config.inference)
     writers = get_writers(output_format) if output_dir else []
-    for result in transcribe_sources(loaded, sources, config.inference):
+    wanted = fingerprint(config) if output_dir else {}
+    for path in paths:
+        if str(path) in done:
+            record = done[str(path)]
+            yield Transcription(str(path), record.get("text", ""), record.get("duration_s", 0.0))
+            continue
+        result = next(results)
         if result.error is None and output_dir:
             record = result_record(result, loaded.name)
-            for writer in writers:
-                writer.write(record, Path(output_dir), stems[result.key])
+            written = [(writer.write(record, Path(output_dir), stems[result.key]), writer) for writer in writers]
+            _mark_done(Path(output_dir), stems[result.key], path, result, wanted, written)
         yield result
