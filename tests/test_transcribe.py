@@ -93,7 +93,8 @@ def test_cli_batch_goes_past_bad_input_and_writes_outputs(tiny_ctc, wavs, tmp_pa
     assert "missing.flac: file not found" in result.stderr
     assert "2 of 4 inputs failed" in result.stderr
     assert "Traceback" not in result.output
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["clip0.json", "clip0.txt", "clip1.json", "clip1.txt"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        f"clip{i}.{ext}" for i in (0, 1) for ext in ("json", "srt", "tsv", "txt", "vtt")]
     record = json.loads((out / "clip1.json").read_text())
     assert record["text"] == lines[1].split("\t")[1] and record["duration_s"] == 2.5
     assert record["model"] == str(tiny_ctc) and record["path"] == str(wavs / "clip1.wav")

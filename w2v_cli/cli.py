@@ -25,6 +25,8 @@ from .errors import W2VError
 
 logger = logging.getLogger("w2v")
 
+# writers.WRITERS plus "all"; listed here so `w2v --help` need not import the writers.
+OUTPUT_FORMATS = ["txt", "json", "srt", "vtt", "tsv", "all"]
 BUNDLED_AUDIO = Path(__file__).parent / "assets" / "audio" / "librispeech-1272-128104-0000.flac"
 
 
@@ -142,16 +144,34 @@ def cli() -> None:
 @click.option("--num-threads", type=int, default=None, help="CPU threads for the model (0 = one per core).")
 @click.option("--output-dir", "-o", type=click.Path(file_okay=False), default=None,
               help="Write <input stem>.<ext> per input here.")
-@click.option("--output-format", "-f", type=click.Choice(["txt", "json", "all"]), default="txt",
-              show_default=True, help="Format of the files in --output-dir.")
+@click.option("--output-format", "-f", type=click.Choice(OUTPUT_FORMATS), default="txt",
+              show_default=True, help="Format of the files in --output-dir; json, srt, vtt and tsv have times.")
+@click.option("--max-line-width", type=click.IntRange(1), default=None,
+              help="srt/vtt: characters per subtitle line (default: no limit).")
+@click.option("--max-words-per-line", type=click.IntRange(1), default=None,
+              help="srt/vtt: words per subtitle line (default: no limit).")
+@click.option("--max-line-count", type=click.IntRange(1), default=1, show_default=True,
+              help="srt/vtt: lines per subtitle cue.")
+@click.option("--decoder", type=click.Choice(["greedy", "beam"]), default=None,
+              help="CTC decoding (default greedy; beam when --lm or --hotwords is given).")
+@click.option("--beam-width", type=click.IntRange(1), default=100, show_default=True, help="Beams kept per frame.")
+@click.option("--lm", "lm_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="n-gram LM for beam search: ARPA or KenLM binary (see `w2v build-lm`).")
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="LM weight.")
+@click.option("--beta", type=float, default=1.5, show_default=True, help="Word insertion bonus.")
+@click.option("--hotwords", default=None, metavar="WORD[,WORD...]",
+              help="Comma-separated words or phrases for beam search to favour.")
+@click.option("--hotword-weight", type=float, default=10.0, show_default=True, help="How much to favour them.")
 @click.option("--overwrite", is_flag=True,
               help="Redo inputs whose outputs in --output-dir were made with the same model and options.")
 @config_options
 def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, dtype: str | None,
                batch_size: int | None, chunk_s: float | None, stride_s: float | None,
                num_threads: int | None, output_dir: str | None, output_format: str,
-               overwrite: bool) -> None:
-    """Transcribe audio files with greedy CTC decoding.
+               overwrite: bool, max_line_width: int | None, max_words_per_line: int | None,
+               max_line_count: int, decoder: str | None, beam_width: int, lm_path: str | None,
+               alpha: float, beta: float, hotwords: str | None, hotword_weight: float) -> None:
+    """Transcribe audio files: greedy CTC decoding, or beam search with an n-gram LM.
 
     PATH may be a file, a folder (searched recursively for audio) or a glob pattern.
     With one input the transcript alone goes to stdout; with several, one
@@ -164,9 +184,14 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
       w2v transcribe talk.wav
       w2v transcribe 'calls/**/*.flac' --model ./my-finetuned-model > calls.tsv
       w2v transcribe recordings/ -o out -f json
+      w2v transcribe talk.wav -o subs -f srt --max-line-width 42 --max-line-count 2
+      w2v transcribe talk.wav --decoder beam --lm lm.arpa --alpha 0.5 --beta 1.0
     """
     from .models import load_ctc_model
+    from .decoding import BeamOptions, DecodeOptions
+    from .timestamps import SubtitleOptions
     from .transcribe import expand_inputs, finished_inputs, transcribe_paths
+    from .writers import get_writers
 
     config = resolve_config({
         "model.name": model, "inference.device": device, "inference.dtype": dtype,
@@ -178,7 +203,14 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
     for key, error in failures:
         click.echo(f"error: {key}: {error}", err=True)
     total = len(paths) + len(bad_args)
-    done = finished_inputs(paths, config, output_dir, output_format) if output_dir and not overwrite else {}
+    words = [w.strip() for w in (hotwords or "").split(",") if w.strip()]
+    if decoder == "greedy" and (lm_path or words):
+        raise click.UsageError("--lm and --hotwords need --decoder beam")
+    decode = DecodeOptions(decoder or ("beam" if lm_path or words else "greedy"),
+                           BeamOptions(beam_width, lm_path, alpha, beta, words, hotword_weight))
+    subtitles = SubtitleOptions(max_line_width, max_words_per_line, max_line_count)
+    done = finished_inputs(paths, config, output_dir, output_format, get_writers(output_format, subtitles),
+                           decode=decode) if output_dir and not overwrite else {}
     if done:
         click.echo(f"skipping {len(done)} of {len(paths)} inputs already transcribed in {output_dir} "
                    f"with this model and options (--overwrite redoes them)", err=True)
@@ -186,7 +218,8 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
         loaded = None if len(done) == len(paths) else load_ctc_model(
             config.model.name, config.inference.device, config.inference.dtype, config.model.revision)
         single = total == 1
-        for result in transcribe_paths(loaded, paths, config, output_dir, output_format, done):
+        for result in transcribe_paths(loaded, paths, config, output_dir, output_format, done,
+                                   decode=decode, subtitles=subtitles):
             if result.error is not None:
                 failures.append((result.key, result.error))
                 click.echo(f"error: {result.key}: {result.error}", err=True)
@@ -455,6 +488,122 @@ def finetune(output_dir: str | None, model: str | None, max_steps: int | None, r
 
     config = resolve_config({"train.output_dir": output_dir, "model.name": model, "train.max_steps": max_steps})
     run_finetune(config, resume, stop_after)
+
+
+# -- align --------------------------------------------------------------------------------
+
+
+ALIGNMENT_FORMATS = ["json", "tsv", "textgrid"]  # writers.ALIGNMENT_WRITERS; listed here so --help stays instant
+
+
+@cli.command("align")
+@click.argument("audio", required=False, type=click.Path(dir_okay=False))
+@click.argument("text", required=False)
+@click.option("--manifest", type=click.Path(dir_okay=False), default=None,
+              help="Align every row of a TSV/CSV/JSONL manifest (audio path and text columns) instead.")
+@model_options
+@click.option("--format", "-f", "fmt", type=click.Choice(ALIGNMENT_FORMATS), default="json", show_default=True,
+              help="Output format.")
+@click.option("--output", "-o", type=click.Path(), default=None,
+              help="File to write (default stdout); with --manifest a folder for <id>.<ext> per row.")
+@click.option("--unk", is_flag=True, help="Map characters outside the vocabulary to <unk> instead of failing.")
+@click.option("--batch-size", type=int, default=None, help="Chunks per forward pass.")
+@config_options
+def align_cmd(audio: str | None, text: str | None, manifest: str | None, model: str | None,
+              device: str | None, dtype: str | None, fmt: str, output: str | None, unk: bool,
+              batch_size: int | None) -> None:
+    """Find when each word and character of a known transcript is spoken.
+
+    CTC forced alignment: the most likely path of TEXT through the model's frames.
+    Gives start and end times (seconds) and a score (mean probability of the aligned
+    token over its frames) per word and character, as JSON, TSV (milliseconds) or a
+    Praat TextGrid. TEXT may be @FILE to read it from a file. With --manifest, a bad
+    row is reported on stderr and the rest are still done; the exit status is then 1.
+
+    \b
+    Examples:
+      w2v align talk.wav "HELLO WORLD"
+      w2v align talk.wav @talk.txt -f textgrid -o talk.TextGrid
+      w2v align --manifest data/test.tsv -f tsv -o alignments/
+    """
+    from .align import align_sources
+    from .data import load_dataset
+    from .errors import DataError
+    from .inference import AudioSource, file_source
+    from .models import load_ctc_model
+    from .writers import ALIGNMENT_WRITERS, write_atomic
+
+    if manifest and (audio or text):
+        raise click.UsageError("give AUDIO and TEXT, or --manifest, not both")
+    if not manifest and not (audio and text):
+        raise click.UsageError("give AUDIO and TEXT (or --manifest FILE)")
+    if manifest and not output:
+        raise click.UsageError("--manifest needs --output DIR for its <id>.<ext> files")
+    config = resolve_config({"model.name": model, "inference.device": device, "inference.dtype": dtype,
+                             "inference.batch_size": batch_size})
+    if text is not None and text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"transcript file {text[1:]} cannot be read: {e}") from None
+    dataset = load_dataset(manifest, config.data) if manifest else None
+    loaded = load_ctc_model(config.model.name, config.inference.device, config.inference.dtype,
+                            config.model.revision)
+    sr = loaded.sample_rate
+    failures = 0
+    if dataset is not None:
+        items = [(AudioSource(u.id, lambda u=u: u.blocks(sr, config.audio.block_s), u.duration_s), u.text)
+                 for u in dataset.utterances]
+        for uid, reason in dataset.skipped:  # rows the manifest reader already refused
+            failures += 1
+            click.echo(f"error: {uid}: {reason}", err=True)
+    else:
+        items = [(file_source(audio, sr, config.audio.block_s), text)]
+    total = len(items) + failures
+    writer = ALIGNMENT_WRITERS[fmt]()
+    for result in align_sources(loaded, items, config.inference, unk):
+        if isinstance(result, tuple):
+            failures += 1
+            click.echo(f"error: {result[0]}: {result[1]}", err=True)
+            continue
+        formatted = writer.format(result.record(loaded.name))
+        if manifest:
+            write_atomic(Path(output) / f"{result.key.replace(os.sep, '_')}.{writer.extension}", formatted)
+        elif output:
+            write_atomic(output, formatted)
+        else:
+            click.echo(formatted, nl=False)
+    if failures:
+        click.echo(f"{failures} of {total} inputs failed", err=True)
+        sys.exit(1)
+
+
+# -- build-lm -------------------------------------------------------------------------------
+
+
+@cli.command("build-lm")
+@click.argument("text_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="ARPA file to write.")
+@click.option("--order", "-n", type=click.IntRange(1, 9), default=3, show_default=True, help="n-gram order.")
+@click.option("--case", type=click.Choice(["keep", "upper", "lower"]), default="keep", show_default=True,
+              help="Case the text to match the model's vocabulary (upper for wav2vec2-base-960h).")
+@config_options
+def build_lm_cmd(text_file: str, output: str, order: int, case: str) -> None:
+    """Build a word n-gram language model from a text file, for `transcribe --lm`.
+
+    One sentence per line, words split at whitespace. Modified Kneser-Ney smoothing,
+    the same probabilities as KenLM's `lmplz -o ORDER`, written as ARPA.
+
+    \b
+    Examples:
+      w2v build-lm domain.txt -o domain.arpa --order 4 --case upper
+      w2v transcribe talk.wav --lm domain.arpa --alpha 0.5 --beta 1.0
+    """
+    from .lm import build_lm
+
+    stats = build_lm(text_file, output, order, case)
+    counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(stats.ngrams, 1))
+    click.echo(f"{output}: {stats.sentences} sentences, {stats.tokens} words; {counts}")
 
 
 # -- config -------------------------------------------------------------------------------

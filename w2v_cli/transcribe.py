@@ -12,6 +12,7 @@ another format's writer has to know about.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 import json
@@ -24,9 +25,11 @@ from pathlib import Path
 from .audio import find_audio_files
 from .checks import receptive_field
 from .config import Config
+from .decoding import DecodeOptions, Decoder
 from .errors import AudioError
 from .inference import AudioSource, Transcription, file_source, transcribe_sources
 from .models import LoadedModel, local_path
+from .timestamps import SubtitleOptions
 from .writers import Writer, get_writers, write_atomic
 
 logger = logging.getLogger("w2v")
@@ -121,16 +124,27 @@ def model_identity(name: str, revision: str | None = None) -> dict:
     return identity
 
 
-def fingerprint(config: Config) -> dict:
+def fingerprint(config: Config, decode: DecodeOptions | None = None) -> dict:
     """The model and every option that changes a transcript. batch_size, threads and device
     are left out: batches hold equal-length chunks, so they do not change the text."""
-    return {
+    identity = {
         "model": model_identity(config.model.name, config.model.revision),
         "dtype": config.inference.dtype,
         "chunk_s": config.inference.chunk_s,
         "stride_s": config.inference.stride_s,
         "sample_rate": config.audio.sample_rate,
     }
+    if decode is not None and decode.decoder != "greedy":  # greedy sidecars stay as they were
+        identity["decode"] = decode_identity(decode)
+    return identity
+
+
+def decode_identity(decode: DecodeOptions) -> dict:
+    """Beam options, with the LM file's size and mtime: a rebuilt LM changes transcripts."""
+    identity = dataclasses.asdict(decode)
+    lm = decode.beam.lm_path
+    identity["lm_stat"] = _stat(Path(lm)) if lm and Path(lm).is_file() else None
+    return identity
 
 
 def _input_identity(path: Path) -> dict:
@@ -163,14 +177,15 @@ def writer_settings(writer: Writer) -> dict:
 
 
 def finished_inputs(paths: list[Path], config: Config, output_dir: str | Path,
-                    output_format: str = "txt", writers: list[Writer] | None = None) -> dict[str, dict]:
+                    output_format: str = "txt", writers: list[Writer] | None = None,
+                    decode: DecodeOptions | None = None) -> dict[str, dict]:
     """Inputs whose outputs in `output_dir` are complete and were made with this model,
     these options and writers like `writers` (default: ``get_writers(output_format)``; pass
     the ones transcribe_paths will use): {input key: sidecar record}."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return {}
-    wanted = fingerprint(config)
+    wanted = fingerprint(config, decode)
     writers = writers if writers is not None else get_writers(output_format)
     expected = {w.extension: writer_settings(w) for w in writers}
     done: dict[str, dict] = {}
@@ -227,34 +242,43 @@ def transcribe_paths(
     output_dir: str | Path | None = None,
     output_format: str = "txt",
     done: dict[str, dict] | None = None,
+    decode: DecodeOptions | None = None,
+    subtitles: SubtitleOptions | None = None,
 ) -> Iterator[Transcription]:
     """Transcribe audio files in order; with `output_dir`, write one file per input and
     format as each finishes. Failed inputs come back with `error` set and write nothing.
 
     Inputs in `done` (from ``finished_inputs``) are not run again: their earlier transcript
-    comes back in its turn. `loaded` may be None when every input is done.
+    comes back in its turn. `loaded` may be None when every input is done. `decode` picks
+    greedy or beam search; formats that need times (json, srt, vtt, tsv) get word times and
+    confidences in the record's ``segments``, shaped by `subtitles` for srt and vtt.
     """
     done = done or {}
     stems = dict(zip((str(p) for p in paths), output_stems(paths)))
     todo = [p for p in paths if str(p) not in done]
     results: Iterator[Transcription] = iter(())
+    writers = get_writers(output_format, subtitles) if output_dir else []
+    decoder = None
     if todo:
         assert loaded is not None, "a model is needed for inputs not yet done"
         sr = loaded.sample_rate
         conv = loaded.model.config
         min_samples = receptive_field(tuple(conv.conv_kernel), tuple(conv.conv_stride))
         sources = [_long_enough(file_source(p, sr, config.audio.block_s), min_samples, sr) for p in todo]
-        results = transcribe_sources(loaded, sources, config.inference)
-    writers = get_writers(output_format) if output_dir else []
-    wanted = fingerprint(config) if output_dir else {}
+        decoder = Decoder(loaded, decode, timestamps=any(w.needs_timestamps for w in writers))
+        results = transcribe_sources(loaded, sources, config.inference, decoder.keep_log_probs)
+    wanted = fingerprint(config, decode) if output_dir else {}
     for path in paths:
         if str(path) in done:
             record = done[str(path)]
             yield Transcription(str(path), record.get("text", ""), record.get("duration_s", 0.0))
             continue
         result = next(results)
+        segments = decoder.finish(result)
         if result.error is None and output_dir:
             record = result_record(result, loaded.name)
+            if segments is not None:
+                record["segments"] = segments
             written = [(writer.write(record, Path(output_dir), stems[result.key]), writer) for writer in writers]
             _mark_done(Path(output_dir), stems[result.key], path, result, wanted, written)
         yield result

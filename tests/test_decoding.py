@@ -1,0 +1,227 @@
+"""Beam search (pyctcdecode, kenlm: optional, `make install-lm`) and the n-gram LM builder."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from w2v_cli.cli import cli
+from w2v_cli.errors import W2VError
+from w2v_cli.lm import BOS, build_lm, read_arpa
+from w2v_cli.testing import make_processor, synth_speechlike
+
+TOY = "the cat sat on the mat\nthe dog sat on the log\na cat and a dog\nthe cat ate the rat\n"
+
+
+def zipf_corpus(path: Path, sentences: int = 1500, seed: int = 0) -> Path:
+    """Random sentences over a Zipf-distributed vocabulary with some word-pair structure."""
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(150)]
+    weights = 1 / np.arange(1, len(vocab) + 1)
+    weights /= weights.sum()
+    lines = []
+    for _ in range(sentences):
+        words = list(rng.choice(vocab, size=int(rng.integers(1, 12)), p=weights))
+        for i in range(1, len(words)):
+            if rng.random() < 0.3:
+                words[i] = f"x{words[i - 1]}"  # a word that tends to follow another
+        lines.append(" ".join(words))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -- the LM builder -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_arpa_probabilities_sum_to_one_in_every_context(tmp_path, order):
+    (tmp_path / "toy.txt").write_text(TOY)
+    build_lm(tmp_path / "toy.txt", tmp_path / "toy.arpa", order)
+    lm = read_arpa(tmp_path / "toy.arpa")
+    words = [g[0] for g in lm.probs[0] if g[0] != BOS]
+    contexts = {g[:-1] for table in lm.probs for g in table} | {("the", "zebra"), ("zebra",)}
+    for context in contexts:
+        if context and context[-1] == "</s>":
+            continue
+        total = sum(10 ** lm.log10_prob(w, context) for w in words)
+        assert total == pytest.approx(1, abs=2e-6), context
+
+
+def test_known_probabilities_of_a_toy_corpus(tmp_path):
+    """Values KenLM's `lmplz -o 3 --discount_fallback` writes for the same four sentences."""
+    (tmp_path / "toy.txt").write_text(TOY)
+    stats = build_lm(tmp_path / "toy.txt", tmp_path / "toy.arpa", 3)
+    assert stats.fallback_orders == [2, 3] and stats.ngrams == [14, 21, 20]
+    lm = read_arpa(tmp_path / "toy.arpa")
+    assert lm.probs[0][("the",)] == pytest.approx(-0.9028628, abs=1e-6)
+    assert lm.probs[0][("<unk>",)] == pytest.approx(-1.3621826, abs=1e-6)
+    assert lm.probs[1][("<s>", "the")] == pytest.approx(-0.35898948, abs=1e-6)
+    assert lm.backoffs[1][("<s>", "the")] == pytest.approx(-0.30103, abs=1e-6)
+    assert lm.probs[2][("<s>", "the", "cat")] == pytest.approx(-0.40009722, abs=1e-6)
+
+
+def find_lmplz():
+    return shutil.which("lmplz") or next((str(p) for p in [Path(sys.executable).parent / "lmplz"] if p.exists()), None)
+
+
+@pytest.mark.parametrize("order", [3, 4])
+def test_same_probabilities_as_kenlm_lmplz(tmp_path, order):
+    lmplz = find_lmplz()
+    if lmplz is None:
+        pytest.skip("lmplz not built (scripts/install_lm.sh --lmplz)")
+    corpus = zipf_corpus(tmp_path / "c.txt")
+    with open(corpus) as f, open(tmp_path / "ref.arpa", "w") as out:
+        subprocess.run([lmplz, "-o", str(order), "-S", "100M", "--discount_fallback", "-T", str(tmp_path)],
+                       stdin=f, stdout=out, stderr=subprocess.DEVNULL, check=True)
+    build_lm(corpus, tmp_path / "ours.arpa", order)
+    ours, ref = read_arpa(tmp_path / "ours.arpa"), read_arpa(tmp_path / "ref.arpa")
+    for n in range(order):
+        assert set(ours.probs[n]) == set(ref.probs[n])
+        for gram, logp in ref.probs[n].items():
+            if gram != (BOS,):
+                assert ours.probs[n][gram] == pytest.approx(logp, abs=5e-6), gram
+            assert ours.backoffs[n].get(gram, 0.0) == pytest.approx(ref.backoffs[n].get(gram, 0.0), abs=5e-6)
+
+
+def test_kenlm_reads_the_arpa_and_scores_as_we_do(tmp_path):
+    kenlm = pytest.importorskip("kenlm")
+    corpus = zipf_corpus(tmp_path / "c.txt", sentences=300)
+    build_lm(corpus, tmp_path / "lm.arpa", 3)
+    ours = read_arpa(tmp_path / "lm.arpa")
+    model = kenlm.Model(str(tmp_path / "lm.arpa"))
+    for sentence in ["w0 w1 xw1", "w3 unseen w0", "w2"]:
+        words = sentence.split()
+        expected = sum(ours.log10_prob(w, tuple([BOS, *words][max(0, i - 1):i + 1]))
+                       for i, w in enumerate([*words, "</s>"]))
+        assert model.score(sentence) == pytest.approx(expected, abs=1e-4)
+
+
+def test_cli_build_lm(tmp_path):
+    (tmp_path / "toy.txt").write_text(TOY)
+    result = CliRunner().invoke(cli, ["build-lm", str(tmp_path / "toy.txt"), "-o", str(tmp_path / "lm.arpa"),
+                                      "--order", "2", "--case", "upper", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "4 sentences, 22 words; 1-grams 14, 2-grams 21" in result.stdout
+    assert "\tTHE CAT\n" in (tmp_path / "lm.arpa").read_text()
+    (tmp_path / "empty.txt").write_text("\n\n")
+    result = CliRunner().invoke(cli, ["build-lm", str(tmp_path / "empty.txt"), "-o", str(tmp_path / "x.arpa")])
+    assert result.exit_code == 1 and "no text to build a language model from" in result.output
+    result = CliRunner().invoke(cli, ["build-lm", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "x.arpa")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+# -- beam search ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    return make_processor(tmp_path_factory.mktemp("proc")).tokenizer
+
+
+def emissions(tokenizer, frames: list[dict[str, float]]) -> np.ndarray:
+    """log-probs (frames, vocab): per frame, the given token probabilities; the rest of the
+    mass spread over the other tokens; an empty dict is a confident blank."""
+    vocab = tokenizer.get_vocab()
+    out = np.full((len(frames), len(vocab)), 1e-4)
+    for t, probs in enumerate(frames):
+        probs = probs or {"<pad>": 0.99}
+        for token, p in probs.items():
+            out[t, vocab[token]] = p
+    out /= out.sum(-1, keepdims=True)
+    return np.log(out)
+
+
+def spell(word: str) -> list[dict[str, float]]:
+    frames = []
+    for ch in word:
+        frames += [{ch: 0.95}, {}]
+    return frames
+
+
+# "THE" then a word heard as KAT (0.55) or CAT (0.45): greedy says KAT.
+AMBIGUOUS = spell("THE") + [{"|": 0.95}] + [{"K": 0.55, "C": 0.45}, {}] + spell("AT")
+
+
+def test_beam_without_lm_matches_greedy_and_gives_word_frames(tokenizer):
+    pytest.importorskip("pyctcdecode")
+    from w2v_cli.decoding import BeamDecoder, BeamOptions
+
+    log_probs = emissions(tokenizer, AMBIGUOUS)
+    greedy = tokenizer.decode(log_probs.argmax(-1).tolist())
+    result = BeamDecoder(tokenizer, log_probs.shape[1], BeamOptions(beam_width=10)).decode(log_probs)
+    assert result.text == greedy == "THE KAT"
+    assert result.word_frames == [("THE", 0, 5), ("KAT", 7, 12)]  # end exclusive, as greedy_words
+
+
+def test_lm_and_hotwords_resolve_an_ambiguous_word(tokenizer, tmp_path):
+    pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    from w2v_cli.decoding import BeamDecoder, BeamOptions
+
+    log_probs = emissions(tokenizer, AMBIGUOUS)
+    vocab_size = log_probs.shape[1]
+    (tmp_path / "lm.txt").write_text("THE CAT SAT\nTHE CAT ATE\nA CAT\nTHE DOG\n" * 3)
+    build_lm(tmp_path / "lm.txt", tmp_path / "lm.arpa", 2)
+    with_lm = BeamDecoder(tokenizer, vocab_size, BeamOptions(beam_width=20, lm_path=str(tmp_path / "lm.arpa")))
+    assert with_lm.decode(log_probs).text == "THE CAT"
+    hot = BeamDecoder(tokenizer, vocab_size, BeamOptions(beam_width=20, hotwords=["CAT"]))
+    assert hot.decode(log_probs).text == "THE CAT"
+
+
+def test_missing_pyctcdecode_names_the_install_step(tokenizer, monkeypatch):
+    from w2v_cli.decoding import BeamDecoder, BeamOptions
+
+    monkeypatch.setitem(sys.modules, "pyctcdecode", None)
+    with pytest.raises(W2VError, match="make install-lm"):
+        BeamDecoder(tokenizer, 32, BeamOptions())
+
+
+def test_ctc_labels_map_blank_delimiter_and_unk(tokenizer):
+    from w2v_cli.decoding import ctc_labels
+
+    labels = ctc_labels(tokenizer, len(tokenizer.get_vocab()))
+    assert labels[:5] == ["", "<s>", "</s>", "⁇", " "] and labels[5] == "A"
+
+
+def test_cli_beam_with_lm_writes_times(tiny_ctc, tmp_path):
+    pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    sf.write(tmp_path / "a.wav", synth_speechlike(1.5, seed=4), 16000)
+    (tmp_path / "lm.txt").write_text("HELLO WORLD\nHELLO THERE\n")
+    build_lm(tmp_path / "lm.txt", tmp_path / "lm.arpa", 2)
+    result = CliRunner().invoke(cli, ["transcribe", str(tmp_path / "a.wav"), "-m", str(tiny_ctc), "-q",
+                                      "--lm", str(tmp_path / "lm.arpa"), "--beam-width", "8",
+                                      "-o", str(tmp_path / "out"), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "out" / "a.json").read_text())
+    assert data["text"] == result.stdout.strip()
+    words = [w for s in data["segments"] for w in s["words"]]
+    assert " ".join(w["word"] for w in words) == " ".join(data["text"].split())
+    assert all(0 <= w["start"] < w["end"] <= 1.5 + 0.004 and 0 < w["confidence"] <= 1 for w in words)
+
+
+def test_cli_decoder_option_errors(tiny_ctc, tmp_path):
+    sf.write(tmp_path / "a.wav", synth_speechlike(1.0), 16000)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["transcribe", str(tmp_path / "a.wav"), "--decoder", "greedy", "--hotwords", "ACME"])
+    assert result.exit_code == 2 and "--lm and --hotwords need --decoder beam" in result.output
+    result = runner.invoke(cli, ["transcribe", str(tmp_path / "a.wav"), "--lm", str(tmp_path / "none.arpa")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_resumed_batch_redoes_inputs_when_the_decoder_changes(tiny_ctc, tmp_path):
+    pytest.importorskip("pyctcdecode")
+    sf.write(tmp_path / "a.wav", synth_speechlike(1.0, seed=5), 16000)
+    args = ["transcribe", str(tmp_path / "a.wav"), "-m", str(tiny_ctc), "-o", str(tmp_path / "out")]
+    runner = CliRunner()
+    assert runner.invoke(cli, args).exit_code == 0
+    assert "skipping 1 of 1" in runner.invoke(cli, args).stderr
+    beam = runner.invoke(cli, [*args, "--decoder", "beam", "--beam-width", "4"])
+    assert beam.exit_code == 0 and "skipping" not in beam.stderr
+    assert "skipping 1 of 1" in runner.invoke(cli, [*args, "--decoder", "beam", "--beam-width", "4"]).stderr

@@ -1,0 +1,183 @@
+"""CTC beam search with an optional n-gram LM and hotwords, through pyctcdecode and kenlm.
+
+Both are an optional extra (``pip install .[lm]``; ``make install-lm`` or
+``scripts/install_lm.sh`` installs them without touching numpy: pyctcdecode 0.5 pins
+``numpy<2`` in its metadata but runs on numpy 2, and letting pip resolve that pin downgrades
+numpy under pandas and datasets). The greedy path never imports them.
+
+Shallow fusion as pyctcdecode scores it: ``log p_ctc + alpha * log p_lm + beta * words``
+(natural-log LM scores; alpha weighs the LM, beta rewards each word to offset the LM's
+preference for short outputs).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import W2VError
+
+logger = logging.getLogger("w2v")
+
+INSTALL_HINT = "install them with `make install-lm` (or `bash scripts/install_lm.sh .venv`)"
+
+
+@dataclass
+class BeamOptions:
+    beam_width: int = 100  # beams kept per frame (pyctcdecode's default)
+    lm_path: str | None = None  # ARPA or KenLM binary n-gram LM; None = no LM
+    alpha: float = 0.5  # LM weight
+    beta: float = 1.5  # word insertion bonus
+    hotwords: list[str] = field(default_factory=list)  # words or phrases to favour, may be out of the LM
+    hotword_weight: float = 10.0  # how much to favour them
+
+
+@dataclass
+class BeamResult:
+    text: str
+    word_frames: list[tuple[str, int, int]]  # (word, first frame, end frame exclusive)
+
+
+def ctc_labels(tokenizer: Any, vocab_size: int) -> list[str]:
+    """pyctcdecode's alphabet for a wav2vec2 CTC vocabulary: the blank (pad) token is '',
+    the word delimiter '|' is ' ' and <unk> is pyctcdecode's '⁇'; other tokens as they are
+    (as transformers' Wav2Vec2ProcessorWithLM passes them)."""
+    labels = tokenizer.convert_ids_to_tokens(list(range(vocab_size)))
+    labels = ["" if i == tokenizer.pad_token_id else t for i, t in enumerate(labels)]
+    delimiter = getattr(tokenizer, "word_delimiter_token", None) or "|"
+    labels = [" " if t == delimiter else t for t in labels]
+    return ["⁇" if t == tokenizer.unk_token else t for t in labels]
+
+
+def _import_pyctcdecode() -> Any:
+    try:
+        import pyctcdecode
+    except ImportError:
+        raise W2VError(f"--decoder beam needs pyctcdecode (and kenlm for --lm); {INSTALL_HINT}") from None
+    return pyctcdecode
+
+
+def lm_unigrams(lm_path: Path) -> list[str] | None:
+    """The words of an LM: read from an ARPA file, or for a KenLM binary from a
+    `unigrams.txt` beside it (transformers' Wav2Vec2ProcessorWithLM layout); None if neither."""
+    from .lm import is_arpa, read_arpa_unigrams
+
+    if is_arpa(lm_path):
+        return read_arpa_unigrams(lm_path)
+    for sidecar in (lm_path.with_name(lm_path.name + ".unigrams.txt"), lm_path.parent / "unigrams.txt"):
+        if sidecar.is_file():
+            return sidecar.read_text(encoding="utf-8").split()
+    return None
+
+
+class BeamDecoder:
+    """A pyctcdecode decoder built once for a tokenizer and BeamOptions."""
+
+    def __init__(self, tokenizer: Any, vocab_size: int, options: BeamOptions):
+        pyctcdecode = _import_pyctcdecode()
+        self.options = options
+        labels = ctc_labels(tokenizer, vocab_size)
+        lm_model, unigrams = None, None
+        if options.lm_path:
+            lm_model, unigrams = self._load_lm(Path(options.lm_path), labels)
+        # Built by hand rather than with build_ctcdecoder: that reloads unigrams only for
+        # paths ending in .arpa and logs alphabet guesses we have already settled.
+        from pyctcdecode.alphabet import Alphabet
+        from pyctcdecode.decoder import BeamSearchDecoderCTC
+        from pyctcdecode.language_model import LanguageModel
+
+        language_model = None
+        if lm_model is not None:
+            language_model = LanguageModel(lm_model, unigrams, alpha=options.alpha, beta=options.beta)
+        self.decoder = BeamSearchDecoderCTC(Alphabet(labels, False), language_model)
+
+    @staticmethod
+    def _load_lm(path: Path, labels: list[str]) -> tuple[Any, list[str] | None]:
+        if not path.is_file():
+            raise W2VError(f"language model {path} not found; give an ARPA or KenLM binary file "
+                           f"(make one with `w2v build-lm corpus.txt -o lm.arpa`)")
+        try:
+            import kenlm
+        except ImportError:
+            raise W2VError(f"--lm needs kenlm; {INSTALL_HINT}") from None
+        try:
+            model = kenlm.Model(str(path))
+        except (OSError, RuntimeError) as e:
+            raise W2VError(f"language model {path} cannot be read by kenlm: {e}") from None
+        unigrams = lm_unigrams(path)
+        if unigrams is None:
+            logger.warning("no unigram list for %s (KenLM binary without unigrams.txt beside it): "
+                           "words the LM does not know are not penalised", path)
+        else:
+            alphabet = set("".join(labels))
+            spellable = sum(1 for w in unigrams if set(w) <= alphabet)
+            words = [w for w in unigrams if w not in ("<s>", "</s>", "<unk>")]
+            if words and spellable < 0.5 * len(words):
+                logger.warning(
+                    "only %d of the LM's %d words can be spelled with the model's vocabulary; "
+                    "is the LM's case the vocabulary's? (`w2v build-lm --case upper` for an "
+                    "upper-case vocabulary)", spellable, len(words))
+        return model, unigrams
+
+    def decode(self, log_probs: np.ndarray) -> BeamResult:
+        """Best beam for one recording's log-probs (frames, vocab)."""
+        if len(log_probs) == 0:
+            return BeamResult("", [])
+        o = self.options
+        beams = self.decoder.decode_beams(
+            np.asarray(log_probs, dtype=np.float32), beam_width=o.beam_width,
+            hotwords=o.hotwords or None, hotword_weight=o.hotword_weight)
+        text, _, word_frames, _, _ = beams[0]
+        return BeamResult(text, [(w, int(s), int(e)) for w, (s, e) in word_frames])
+
+
+@dataclass
+class DecodeOptions:
+    decoder: str = "greedy"  # greedy|beam; greedy is exactly processor.batch_decode(logits.argmax(-1))
+    beam: BeamOptions = field(default_factory=BeamOptions)
+
+
+class Decoder:
+    """Turns the engine's Transcriptions into final text and, when asked, timed segments.
+
+    Greedy text is the engine's own and is never touched; beam search re-decodes the kept
+    log-probs of the whole recording (the chunks' kept frames, joined), as transformers'
+    pipeline does with an LM decoder.
+    """
+
+    def __init__(self, loaded: Any, options: DecodeOptions | None = None, timestamps: bool = False):
+        self.loaded = loaded
+        self.options = options or DecodeOptions()
+        self.timestamps = timestamps
+        self.beam = None
+        if self.options.decoder == "beam":
+            self.beam = BeamDecoder(loaded.processor.tokenizer, loaded.model.config.vocab_size, self.options.beam)
+        elif self.options.decoder != "greedy":
+            raise W2VError(f"decoder must be 'greedy' or 'beam', got {self.options.decoder!r}")
+
+    @property
+    def keep_log_probs(self) -> bool:
+        """Whether the engine must keep per-frame log-probs (Engine(keep_log_probs=...))."""
+        return self.beam is not None or self.timestamps
+
+    def finish(self, result: Any) -> list[dict] | None:
+        """Beam-decode `result` (a Transcription) in place; return its segments when
+        timestamps are asked for, else None."""
+        from .timestamps import frame_span_words, greedy_words, model_clock, segment_words
+
+        if result.error is not None:
+            return None
+        words = None
+        clock = model_clock(self.loaded, result.frame_samples)
+        if self.beam is not None:
+            decoded = self.beam.decode(result.log_probs)
+            result.text = decoded.text
+            if self.timestamps:
+                words = frame_span_words(decoded.word_frames, clock, result.log_probs)
+        elif self.timestamps:
+            words = greedy_words(result.frame_ids, self.loaded.processor.tokenizer, clock, result.log_probs)
+        return None if words is None else segment_words(words)
