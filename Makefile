@@ -1,15 +1,17 @@
 # Idempotent set-up into a project-local virtual environment, then the job.
 #   make demo   transcribe the bundled recording
-#   make test   run the whole test suite
+#   make test   run the whole test suite (installs the beam-search extra first)
+#   make install-lm   pyctcdecode + kenlm for `transcribe --decoder beam --lm` (numpy kept)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch (this machine takes it from a local wheel). A GPU user installs
 # their own torch build into $(VENV) first; an importable torch is then left as it is.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.w2v-installed
+LM_STAMP := $(VENV)/.w2v-lm-installed
 DEMO_AUDIO := w2v_cli/assets/audio/librispeech-1272-128104-0000.flac
 
-.PHONY: install demo test clean
+.PHONY: install install-lm demo test clean
 
 install: $(STAMP)
 
@@ -20,10 +22,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# pyctcdecode declares numpy<2 (it runs on numpy 2): the script installs it with --no-deps,
+# builds kenlm from its sdist (about a minute, once) and fails if numpy moved.
+install-lm: $(LM_STAMP)
+
+$(LM_STAMP): $(STAMP) scripts/install_lm.sh
+	bash scripts/install_lm.sh $(VENV)
+	touch $(LM_STAMP)
+
 demo: install
 	$(VENV)/bin/w2v transcribe $(DEMO_AUDIO)
 
-test: install
+test: install install-lm
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 clean:

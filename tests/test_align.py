@@ -133,3 +133,12 @@ def test_cli_align_usage_errors(tiny_ctc, clips):
     assert result.exit_code == 2 and "--manifest needs --output" in result.output
     result = runner.invoke(cli, ["align", str(clips / "clip0.wav"), "A" * 500, "-m", str(tiny_ctc), "-q"])
     assert result.exit_code == 1 and "too short for the transcript" in result.stderr
+
+
+def test_long_transcripts_follow_the_peaks():
+    # 150 labels: more trellis states than an int8 back-pointer can number.
+    rng = np.random.default_rng(1)
+    targets = [int(t) for t in rng.integers(1, 5, size=150)]
+    peaks = {3 * i + 1: t for i, t in enumerate(targets)}
+    states, _ = ctc_viterbi(peaked(3 * len(targets) + 2, 5, peaks), targets, 0)
+    assert label_spans(states) == [(f, f + 1) for f in peaks]

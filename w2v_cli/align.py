@@ -79,7 +79,7 @@ def ctc_viterbi(log_probs: np.ndarray, targets: list[int], blank: int) -> tuple[
     s = last
     for t in range(frames - 1, -1, -1):
         states[t] = s
-        s -= back[t, s]
+        s -= int(back[t, s])  # int8 arithmetic would overflow past state 127
     return states, score
 
 
