@@ -11,6 +11,7 @@ Long files are read in blocks (``stream_audio``), so memory stays flat in the fi
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,14 @@ from .errors import AudioError
 
 SAMPLE_RATE = 16000  # Hz, what wav2vec2 models expect
 BLOCK_S = 60.0  # seconds per block when streaming a file
+
+# A header's declared data size at or above this is a placeholder, not a length: streaming
+# writers put 0x7FFFFFFF or 0xFFFFFFFF there and never come back to fix it.
+UNKNOWN_LENGTH = 0x7FFF0000  # bytes
+
+# libsndfile's own diagnosis of a WAV 'data' or AIFF 'SSND' chunk longer than the file:
+# "data : 32000 (should be 10666)". It reads what is there and says nothing else.
+_DECLARED_SIZE = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M)
 
 # Extensions searched for when a folder is given (soundfile reads all of these).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph", ".aiff", ".aif", ".au")
@@ -44,6 +53,8 @@ class AudioInfo:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
+        if path.is_symlink():
+            raise AudioError(path, f"is a broken symbolic link (to {os.readlink(path)}); fix or remove the link")
         raise AudioError(path, "file not found; check the path")
     if path.is_dir():
         raise AudioError(path, "is a folder, not an audio file")
@@ -51,10 +62,28 @@ def _check_file(path: Path) -> None:
         raise AudioError(path, "file is empty (0 bytes)")
 
 
+def _check_complete(f: sf.SoundFile, path: Path) -> None:
+    """Refuse a file whose header declares more audio than it holds (a recording cut off
+    mid-write): transcribing the part that is there would pass off a fragment as the whole."""
+    match = _DECLARED_SIZE.search(f.extra_info)
+    if not match or f.frames <= 0:
+        return
+    declared, actual = int(match[1]), int(match[2])
+    if not actual < declared < UNKNOWN_LENGTH:
+        return
+    declared_frames = int(declared / (actual / f.frames))  # bytes per frame from what is there
+    if declared_frames > f.frames:
+        raise AudioError(
+            path, f"is truncated: its header declares {declared_frames / f.samplerate:.3f} s of audio but "
+                  f"the file holds {f.frames / f.samplerate:.3f} s; re-export it, or repair the header "
+                  f"if the shorter recording is all there is"
+        )
+
+
 def _open(path: Path) -> sf.SoundFile:
     _check_file(path)
     try:
-        return sf.SoundFile(str(path))
+        f = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         reason = str(e).split(": ", 1)[-1] if str(path) in str(e) else str(e)
         raise AudioError(
@@ -62,6 +91,12 @@ def _open(path: Path) -> sf.SoundFile:
         ) from None
     except OSError as e:
         raise AudioError(path, f"cannot be opened: {e.strerror or e}") from None
+    try:
+        _check_complete(f, path)
+    except AudioError:
+        f.close()
+        raise
+    return f
 
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:
@@ -137,6 +172,8 @@ def load_audio(
 def find_audio_files(root: str | os.PathLike) -> list[Path]:
     """Audio files under a folder, searched recursively, in a stable (sorted) order."""
     root = Path(root)
+    # A broken symlink is listed too, so it is reported by name rather than silently missed.
     return sorted(
-        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+        p for p in root.rglob("*")
+        if (p.is_file() or (p.is_symlink() and not p.exists())) and p.suffix.lower() in AUDIO_EXTENSIONS
     )

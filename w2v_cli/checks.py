@@ -5,7 +5,8 @@ code). It reports:
 
 - errors (the utterance cannot be used as it is): items the reader skipped (duplicate ids,
   empty transcripts, missing or unreadable files), unreadable or corrupt audio, zero-length
-  audio, NaN/inf samples, characters outside the vocabulary, and utterances with fewer
+  audio, NaN/inf samples, transcripts spanning lines (rows merged by a stray quote),
+  characters outside the vocabulary, and utterances with fewer
   model frames than CTC needs for their transcript (labels + adjacent repeats: the loss
   would be infinite);
 - warnings (usable, but look): silence, sample rates below the model's, more than two
@@ -269,6 +270,11 @@ def check_dataset(
         text = " ".join(utt.text.split())
         if not text:
             problems.append(Problem(utt.id, "error", "empty_transcript", "the transcript is empty"))
+        elif any(ch in utt.text.strip() for ch in "\n\r\t"):
+            # A quote opening a TSV/CSV field swallows the rows after it into this transcript.
+            problems.append(Problem(utt.id, "error", "malformed_transcript",
+                                    f"the transcript holds a line break or tab ({utt.text.strip()[:60]!r}...): "
+                                    f"a stray quote in the manifest merged rows? quote the field or remove the quote"))
         elif vocab is not None:
             text = adapt_case(text, vocab)
             missing = sorted({ch for ch in text if ch not in vocab})
@@ -382,6 +388,6 @@ def format_report(report: CheckReport) -> str:
         lines.append("sample rates " + ", ".join(f"{k} Hz: {v}" for k, v in s["sample_rates"].items()))
         lines.append("channels     " + ", ".join(f"{k}: {v}" for k, v in s["channels"].items()))
     bad = len(report.bad_ids())
-    lines.append(f"result       {len(report.errors())} errors ({bad} utterances), "
+    lines.append(f"result       {len(report.errors())} errors ({bad} utterance{'s' * (bad != 1)}), "
                  f"{len(report.warnings())} warnings")
     return "\n".join(lines)

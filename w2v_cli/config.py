@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -216,14 +217,16 @@ def _coerce(key: str, value: Any, annotation: Any, where: str) -> Any:
             return None
         annotation = next(a for a in options if a is not type(None))
     expected = annotation
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if expected is float and isinstance(value, str):
+    if expected is float and not isinstance(value, bool) and isinstance(value, (int, float, str)):
         # PyYAML (YAML 1.1) reads `3e-4` as a string; it is meant as a number.
         try:
-            return float(value)
-        except ValueError:
-            pass
+            number = float(value)
+        except (ValueError, OverflowError):  # OverflowError: a 400-digit integer
+            number = None
+        if number is not None and not math.isfinite(number):
+            raise ConfigError(f"{where}: '{key}' must be a finite number, got {value!r}")
+        if number is not None:
+            return number
     if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         # YAML reads `revision: 1234` as an int; a string is what is meant.
         return str(value)
@@ -236,8 +239,9 @@ def _coerce(key: str, value: Any, annotation: Any, where: str) -> Any:
                 f"{where}: '{key}' must be one of {', '.join(choices)}, got {value!r}"
             )
         return value
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
     raise ConfigError(
-        f"{where}: '{key}' expects {expected.__name__}, got {type(value).__name__} {value!r}"
+        f"{where}: '{key}' expects {expected.__name__}, got {type(value).__name__} {shown}"
     )
 
 
@@ -305,12 +309,15 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
         raise ConfigError(f"config file {path} cannot be read: {e}") from None
     try:
         data = yaml.safe_load(text)
+        lines = _line_numbers(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"{path}{where}: malformed YAML: {problem}; fix the syntax there") from None
-    return data, _line_numbers(text)
+    except RecursionError:  # PyYAML recurses once per nesting level
+        raise ConfigError(f"{path}: YAML nested too deeply to read; a config needs two levels") from None
+    return data, lines
 
 
 def load_config(
