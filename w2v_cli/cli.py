@@ -456,6 +456,13 @@ def check_data_cmd(spec: str, model: str | None, vocab_path: str | None, headers
         sys.exit(1)
 
 
+def exit_if_interrupted(state: Any) -> None:
+    """A training run stopped by SIGINT/SIGTERM exits 130/143, as the shell would report it,
+    so a calling script knows the run is not finished (its checkpoint is saved)."""
+    if state.stopped_by in ("SIGINT", "SIGTERM"):
+        sys.exit(130 if state.stopped_by == "SIGINT" else 143)
+
+
 # -- finetune -----------------------------------------------------------------------------
 
 
@@ -487,7 +494,154 @@ def finetune(output_dir: str | None, model: str | None, max_steps: int | None, r
     from .finetune import finetune as run_finetune
 
     config = resolve_config({"train.output_dir": output_dir, "model.name": model, "train.max_steps": max_steps})
-    run_finetune(config, resume, stop_after)
+    exit_if_interrupted(run_finetune(config, resume, stop_after))
+
+
+# -- align --------------------------------------------------------------------------------
+
+
+ALIGNMENT_FORMATS = ["json", "tsv", "textgrid"]  # writers.ALIGNMENT_WRITERS; listed here so --help stays instant
+
+
+@cli.command("align")
+@click.argument("audio", required=False, type=click.Path(dir_okay=False))
+@click.argument("text", required=False)
+@click.option("--manifest", type=click.Path(dir_okay=False), default=None,
+              help="Align every row of a TSV/CSV/JSONL manifest (audio path and text columns) instead.")
+@model_options
+@click.option("--format", "-f", "fmt", type=click.Choice(ALIGNMENT_FORMATS), default="json", show_default=True,
+              help="Output format.")
+@click.option("--output", "-o", type=click.Path(), default=None,
+              help="File to write (default stdout); with --manifest a folder for <id>.<ext> per row.")
+@click.option("--unk", is_flag=True, help="Map characters outside the vocabulary to <unk> instead of failing.")
+@click.option("--batch-size", type=int, default=None, help="Chunks per forward pass.")
+@config_options
+def align_cmd(audio: str | None, text: str | None, manifest: str | None, model: str | None,
+              device: str | None, dtype: str | None, fmt: str, output: str | None, unk: bool,
+              batch_size: int | None) -> None:
+    """Find when each word and character of a known transcript is spoken.
+
+    CTC forced alignment: the most likely path of TEXT through the model's frames.
+    Gives start and end times (seconds) and a score (mean probability of the aligned
+    token over its frames) per word and character, as JSON, TSV (milliseconds) or a
+    Praat TextGrid. TEXT may be @FILE to read it from a file. With --manifest, a bad
+    row is reported on stderr and the rest are still done; the exit status is then 1.
+
+    \b
+    Examples:
+      w2v align talk.wav "HELLO WORLD"
+      w2v align talk.wav @talk.txt -f textgrid -o talk.TextGrid
+      w2v align --manifest data/test.tsv -f tsv -o alignments/
+    """
+    from .align import align_sources
+    from .data import load_dataset
+    from .errors import DataError
+    from .inference import AudioSource, file_source
+    from .models import load_ctc_model
+    from .writers import ALIGNMENT_WRITERS, write_atomic
+
+    if manifest and (audio or text):
+        raise click.UsageError("give AUDIO and TEXT, or --manifest, not both")
+    if not manifest and not (audio and text):
+        raise click.UsageError("give AUDIO and TEXT (or --manifest FILE)")
+    if manifest and not output:
+        raise click.UsageError("--manifest needs --output DIR for its <id>.<ext> files")
+    config = resolve_config({"model.name": model, "inference.device": device, "inference.dtype": dtype,
+                             "inference.batch_size": batch_size})
+    if text is not None and text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"transcript file {text[1:]} cannot be read: {e}") from None
+    dataset = load_dataset(manifest, config.data) if manifest else None
+    loaded = load_ctc_model(config.model.name, config.inference.device, config.inference.dtype,
+                            config.model.revision)
+    sr = loaded.sample_rate
+    failures = 0
+    if dataset is not None:
+        items = [(AudioSource(u.id, lambda u=u: u.blocks(sr, config.audio.block_s), u.duration_s), u.text)
+                 for u in dataset.utterances]
+        for uid, reason in dataset.skipped:  # rows the manifest reader already refused
+            failures += 1
+            click.echo(f"error: {uid}: {reason}", err=True)
+    else:
+        items = [(file_source(audio, sr, config.audio.block_s), text)]
+    total = len(items) + failures
+    writer = ALIGNMENT_WRITERS[fmt]()
+    for result in align_sources(loaded, items, config.inference, unk):
+        if isinstance(result, tuple):
+            failures += 1
+            click.echo(f"error: {result[0]}: {result[1]}", err=True)
+            continue
+        formatted = writer.format(result.record(loaded.name))
+        if manifest:
+            write_atomic(Path(output) / f"{result.key.replace(os.sep, '_')}.{writer.extension}", formatted)
+        elif output:
+            write_atomic(output, formatted)
+        else:
+            click.echo(formatted, nl=False)
+    if failures:
+        click.echo(f"{failures} of {total} inputs failed", err=True)
+        sys.exit(1)
+
+
+# -- build-lm -------------------------------------------------------------------------------
+
+
+@cli.command("build-lm")
+@click.argument("text_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="ARPA file to write.")
+@click.option("--order", "-n", type=click.IntRange(1, 9), default=3, show_default=True, help="n-gram order.")
+@click.option("--case", type=click.Choice(["keep", "upper", "lower"]), default="keep", show_default=True,
+              help="Case the text to match the model's vocabulary (upper for wav2vec2-base-960h).")
+@config_options
+def build_lm_cmd(text_file: str, output: str, order: int, case: str) -> None:
+    """Build a word n-gram language model from a text file, for `transcribe --lm`.
+
+    One sentence per line, words split at whitespace. Modified Kneser-Ney smoothing,
+    the same probabilities as KenLM's `lmplz -o ORDER`, written as ARPA.
+
+    \b
+    Examples:
+      w2v build-lm domain.txt -o domain.arpa --order 4 --case upper
+      w2v transcribe talk.wav --lm domain.arpa --alpha 0.5 --beta 1.0
+    """
+    from .lm import build_lm
+
+    stats = build_lm(text_file, output, order, case)
+    counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(stats.ngrams, 1))
+    click.echo(f"{output}: {stats.sentences} sentences, {stats.tokens} words; {counts}")
+
+
+# -- pretrain -----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--output-dir", "-o", default=None, help="Where the model and checkpoints go (train.output_dir).")
+@click.option("--model", "-m", default=None, help="Checkpoint to continue from (model.name).")
+@click.option("--max-steps", type=int, default=None, help="Optimizer steps (train.max_steps).")
+@click.option("--resume/--no-resume", default=None,
+              help="Continue from the latest checkpoint in the output folder (default: when there is one).")
+@click.option("--stop-after", type=int, default=None,
+              help="Save and stop after this many steps; the schedule still plans the full run.")
+@config_options
+def pretrain(output_dir: str | None, model: str | None, max_steps: int | None, resume: bool | None,
+             stop_after: int | None) -> None:
+    """Pretrain a wav2vec2 model with the contrastive task (no transcripts needed).
+
+    From scratch (model.architecture) or continued from a checkpoint (model.name), on
+    any data source `w2v eval` reads. The output folder works with `w2v pretrain-check
+    --model DIR` and as the model.name `w2v finetune` starts from.
+
+    \b
+    Examples:
+      w2v pretrain --config configs/pretrain-demo.yaml --set data.train=corpus/train.tsv
+      torchrun --nproc_per_node 2 -m w2v_cli.cli pretrain --config my.yaml
+    """
+    from .pretrain import pretrain as run_pretrain
+
+    config = resolve_config({"train.output_dir": output_dir, "model.name": model, "train.max_steps": max_steps})
+    exit_if_interrupted(run_pretrain(config, resume, stop_after))
 
 
 # -- align --------------------------------------------------------------------------------

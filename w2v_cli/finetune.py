@@ -20,7 +20,7 @@ from .config import Config
 from .ctc import encode_transcript
 from .data import Dataset, Utterance, load_dataset
 from .errors import ConfigError, DataError
-from .models import LoadedModel, from_pretrained, local_path
+from .models import LoadedModel, build_wav2vec2, from_pretrained, local_path
 from .phones import fold_phones
 from .text import normalize_text
 from .training import CONFIG_FILE, Task, TrainerState, check_output_dir, train
@@ -76,8 +76,8 @@ def base_processor(config: Config) -> tuple[Any, Any]:
     try:
         processor = from_pretrained(Wav2Vec2Processor, name, config.model.revision)
         return processor.feature_extractor, processor
-    except (OSError, ValueError, TypeError):
-        pass  # a pretraining checkpoint: no tokenizer
+    except Exception:  # noqa: BLE001 - a pretraining checkpoint has no tokenizer; transformers
+        pass  # raises OSError, ValueError or TypeError depending on what is missing
     return from_pretrained(Wav2Vec2FeatureExtractor, name, config.model.revision), None
 
 
@@ -105,7 +105,7 @@ def choose_processor(config: Config, texts: list[str], work_dir: Path) -> Any:
 
 def build_model(config: Config, processor: Any) -> Any:
     """Wav2Vec2ForCTC from model.architecture (fresh) or model.name, sized to the vocabulary."""
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+    from transformers import Wav2Vec2ForCTC
 
     tokenizer = processor.tokenizer
     overrides = dict(
@@ -121,10 +121,7 @@ def build_model(config: Config, processor: Any) -> Any:
         import torch
 
         torch.manual_seed(config.train.seed)
-        try:
-            model = Wav2Vec2ForCTC(Wav2Vec2Config(**{**config.model.architecture, **overrides}))
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"model.architecture is not a valid Wav2Vec2Config: {e}") from None
+        model = build_wav2vec2(Wav2Vec2ForCTC, config.model.architecture, **overrides)
     else:
         model = from_pretrained(Wav2Vec2ForCTC, config.model.name, config.model.revision,
                                 ignore_mismatched_sizes=True, **overrides)

@@ -196,3 +196,25 @@ def load_pretraining_model(
     model = from_pretrained(Wav2Vec2ForPreTraining, name, revision)
     model.to(device=device, dtype=torch.float32).eval()
     return LoadedModel(name, model, feature_extractor, device, torch.float32)
+
+
+def build_wav2vec2(model_cls: Any, architecture: dict, **overrides: Any) -> Any:
+    """A fresh, randomly initialised `model_cls` from `model.architecture` (Wav2Vec2Config
+    fields). Unknown fields are an error naming the closest valid one; impossible values
+    (a negative size, heads not dividing the hidden size) name the architecture."""
+    import difflib
+
+    from transformers import Wav2Vec2Config
+
+    from .errors import ConfigError
+
+    valid = set(Wav2Vec2Config().to_dict())
+    for key in architecture:
+        if key not in valid:
+            match = difflib.get_close_matches(key, sorted(valid), n=1)
+            hint = f"; did you mean '{match[0]}'?" if match else ""
+            raise ConfigError(f"model.architecture: unknown Wav2Vec2Config field '{key}'{hint}")
+    try:
+        return model_cls(Wav2Vec2Config(**{**architecture, **overrides}))
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ConfigError(f"model.architecture is not a valid Wav2Vec2Config: {e}") from None

@@ -115,6 +115,7 @@ class TrainerState:
     best_metric: float | None = None  # eval WER (lower is better)
     best_step: int | None = None
     history: list[dict] = field(default_factory=list)  # eval results by step
+    stopped_by: str | None = None  # why the last run stopped early: a signal's name or "stop_after"
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))
@@ -232,10 +233,14 @@ class Task:
 
 
 def make_accelerator(options: TrainConfig) -> Any:
+    import torch
     from accelerate import Accelerator
 
     precision = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[options.dtype]
-    accelerator = Accelerator(mixed_precision=precision, gradient_accumulation_steps=options.grad_accum)
+    # cpu=True on a machine without CUDA: only then does accelerate take torchrun's
+    # WORLD_SIZE > 1 as a multi-CPU (gloo) run instead of silently running alone.
+    accelerator = Accelerator(mixed_precision=precision, gradient_accumulation_steps=options.grad_accum,
+                              cpu=not torch.cuda.is_available())
     # `accelerate launch --cpu --num_processes 2` silently starts one process: say what runs.
     logger.info(
         "running %d process(es), distributed type %s, device %s, mixed precision %s",
@@ -407,12 +412,14 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
     if main:
         _write_rank_digest(output_dir, rank, state, accelerator.unwrap_model(model))
         plot_history(output_dir, log_rows, state.history, task.metric)
-        state.save(output_dir / STATE_FILE)
     elif world > 1:
         _write_rank_digest(output_dir, rank, state, accelerator.unwrap_model(model))
     accelerator.wait_for_everyone()
+    state.stopped_by = None if finished else signal.Signals(stop.signal).name if stop.signal else "stop_after"
+    if main:
+        state.save(output_dir / STATE_FILE)
     if not finished:
-        why = f"signal {signal.Signals(stop.signal).name}" if stop.signal else f"--stop-after {stop_after}"
+        why = f"signal {state.stopped_by}" if stop.signal else f"--stop-after {stop_after}"
         logger.warning("stopped at step %d of %d (%s); checkpoint saved: rerun the same command to resume",
                        state.step, steps, why)
     else:

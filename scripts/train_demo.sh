@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The demo models, end to end, with the project's own commands only:
+#   1. synthesize the English corpus (hibari-tts + espeak-ng speaking LibriSpeech text)
+#   2. w2v pretrain   -> runs/demo-pretrain   (contrastive pretraining from scratch)
+#   3. w2v finetune   -> runs/demo            (CTC fine-tuning from that checkpoint)
+#   4. w2v eval on held-out sentences per voice family, w2v pretrain-check
+#   5. the same fine-tuning from random weights, for comparison (COMPARE=1)
+#   6. scripts/package_demo.py copies both models into w2v_cli/assets/models with cards
+# Idempotent and resumable: every step resumes from its checkpoints when rerun.
+# Knobs: HOURS (corpus size), PRETRAIN_STEPS, FINETUNE_STEPS, COMPARE=0|1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+W2V="$VENV/bin/w2v"
+PY="$VENV/bin/python"
+HOURS=${HOURS:-6}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-300}
+FINETUNE_STEPS=${FINETUNE_STEPS:-1200}
+COMPARE=${COMPARE:-1}
+
+bash scripts/install_tts.sh "$VENV"
+"$PY" scripts/make_synth_corpus.py --out data/synth --hours "$HOURS" --jobs 2
+# a small held-out set for evaluation during training: 40 sentences per voice family
+{ head -41 data/synth/heldout_hibari.tsv; tail -n +2 data/synth/heldout_espeak.tsv | head -40; } > data/synth/heldout_small.tsv
+
+"$W2V" pretrain --config configs/demo-pretrain.yaml --max-steps "$PRETRAIN_STEPS"
+"$W2V" pretrain-check --model runs/demo-pretrain --json > runs/demo-pretrain/pretrain-check.json || true
+"$W2V" finetune --config configs/demo.yaml --max-steps "$FINETUNE_STEPS"
+for family in hibari espeak; do
+  "$W2V" eval --model runs/demo --dataset "data/synth/heldout_$family.tsv" --set text.case=upper \
+    --output-dir "runs/demo/eval-$family" -q
+done
+
+if [ "$COMPARE" = 1 ]; then
+  # Same fine-tuning, same steps, from random weights of the same architecture.
+  "$W2V" finetune --config configs/demo-random.yaml --max-steps "$FINETUNE_STEPS"
+  "$W2V" eval --model runs/demo-random --dataset data/synth/heldout_hibari.tsv --set text.case=upper \
+    --output-dir runs/demo-random/eval-hibari -q
+  "$W2V" eval --model runs/demo-random --dataset data/synth/heldout_espeak.tsv --set text.case=upper \
+    --output-dir runs/demo-random/eval-espeak -q
+fi
+"$PY" scripts/package_demo.py

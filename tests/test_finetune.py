@@ -1,0 +1,195 @@
+"""w2v finetune and the shared training loop: learning, resume, data check, DDP, signals."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from w2v_cli.cli import cli
+from w2v_cli.config import load_config
+from w2v_cli.errors import ConfigError, DataError
+from w2v_cli.finetune import build_vocab, finetune
+from w2v_cli.phones import fold_phones
+from w2v_cli.testing import TINY_ARCHITECTURE, synth_speechlike
+from w2v_cli.training import Task, length_grouped_batches, lr_factor, shard, train
+
+ROOT = Path(__file__).resolve().parents[1]
+FOUR = ["1988-24833-0000", "2412-153948-0002", "3752-4944-0000", "3752-4944-0001"]
+
+
+@pytest.fixture()
+def four_manifest(tmp_path, speech_dir, speech_rows):
+    rows = [r for r in speech_rows if r["id"] in FOUR]
+    path = tmp_path / "four.tsv"
+    path.write_text("id\tpath\ttext\n" + "".join(
+        f"{r['id']}\t{speech_dir / r['path']}\t{r['text']}\n" for r in rows))
+    return path
+
+
+def tiny_config(tmp_path, train, extra=()):
+    """A config with the 2-layer, 16-wide test architecture: seconds per run."""
+    arch = json.dumps({**TINY_ARCHITECTURE, "hidden_dropout": 0.1})
+    return load_config(None, [f"model.name=", f"model.architecture={arch}", f"data.train={train}",
+                              f"train.output_dir={tmp_path / 'run'}", "train.max_steps=6",
+                              "train.batch_size=2", "train.warmup_steps=2", "train.log_every=1",
+                              "train.eval_every=0", "train.save_every=3", "train.freeze_feature_encoder=false",
+                              "train.mask_time_prob=0.2", *extra])
+
+
+def digest(folder: Path) -> dict:
+    from safetensors.numpy import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+def test_tiny_config_learns_four_utterances(tmp_path, four_manifest):
+    """configs/tiny.yaml, pointed at 4 utterances, transcribes them with WER <= 0.05."""
+    out = tmp_path / "tiny"
+    result = CliRunner().invoke(cli, [
+        "finetune", "--config", str(ROOT / "configs" / "tiny.yaml"), "-q",
+        "--set", f"data.train={four_manifest}", "--set", f"data.eval={four_manifest}",
+        "--set", f"train.output_dir={out}"])
+    assert result.exit_code == 0, result.output
+    evals = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
+    assert evals[-1]["step"] == 300 and evals[0]["wer"] > 0.5  # it started far off ...
+    report = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["eval", "--model", str(out), "--dataset", str(four_manifest),
+                                      "-o", str(report), "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["wer"] <= 0.05, summary  # ... and learnt them, through `w2v eval` on the output folder
+    logs = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert logs[-1]["loss"] < logs[0]["loss"] / 10
+    assert {"step", "loss", "lr", "grad_norm", "audio_s_per_s", "elapsed_s"} <= set(logs[0])
+    assert (out / "training.png").stat().st_size > 1000 and (out / "best" / "model.safetensors").is_file()
+    assert (out / "w2v_config.yaml").is_file() and (out / "vocab.json").is_file()
+
+
+def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, four_manifest):
+    straight = tiny_config(tmp_path / "a", four_manifest)
+    finetune(straight)
+    split = tiny_config(tmp_path / "b", four_manifest)
+    state = finetune(split, stop_after=2)
+    assert state.step == 2
+    checkpoints = sorted(p.name for p in (tmp_path / "b" / "run" / "checkpoints").iterdir())
+    assert checkpoints == ["step-000002"]
+    state = finetune(tiny_config(tmp_path / "b", four_manifest))  # finds the checkpoint and resumes
+    assert state.step == 6
+    a, b = digest(tmp_path / "a" / "run"), digest(tmp_path / "b" / "run")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    logs = [json.loads(line)["step"] for line in (tmp_path / "b" / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert logs == [1, 2, 3, 4, 5, 6]
+
+
+def test_data_check_before_the_first_step(tmp_path, speech_dir):
+    good = speech_dir / "audio" / "1988-24833-0000.flac"
+    sf.write(tmp_path / "short.wav", synth_speechlike(0.05), 16000)  # 12 frames of the tiny model
+    (tmp_path / "broken.wav").write_text("not audio")
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("id\tpath\ttext\n"
+                        f"good\t{good}\tTHE TWO STRAY KITTENS\n"
+                        f"good2\t{good}\tTHE TWO STRAY KITTENS GRADUALLY\n"
+                        f"short\t{tmp_path / 'short.wav'}\tA SENTENCE FAR TOO LONG FOR A TWELFTH OF A SECOND\n"
+                        f"broken\t{tmp_path / 'broken.wav'}\tBROKEN\n"
+                        f"empty\t{good}\t\n")
+    with pytest.raises(DataError, match="broken.*data.on_bad_item=skip"):
+        finetune(tiny_config(tmp_path, manifest, ["data.on_bad_item=stop", "train.max_steps=1"]))
+    state = finetune(tiny_config(tmp_path, manifest, ["train.max_steps=1"]))
+    assert state.step == 1  # the bad ones were left out, the run went on
+
+
+def test_nonfinite_batches_are_skipped_and_counted(tmp_path):
+    import torch
+
+    model = torch.nn.Linear(4, 1)
+    x = torch.randn(8, 4)
+
+    def compute_loss(m, batch, step):
+        loss = m(x).pow(2).mean()
+        return (loss * float("nan") if step == 1 else loss), {}
+
+    task = Task("test", model, [1.0] * 8, lambda idx, step: {"audio_s": 1.0}, compute_loss,
+                lambda m, folder: torch.save(m.state_dict(), folder / "w.pt"))
+    config = load_config(None, [f"train.output_dir={tmp_path}", "train.max_steps=4", "train.batch_size=1",
+                                "train.warmup_steps=0", "train.log_every=1"])
+    state = train(task, config)
+    assert state.skipped_nonfinite == 1 and state.step == 4
+    assert torch.isfinite(model.weight).all()
+
+
+def test_batches_are_length_grouped_sharded_and_repeatable():
+    durations = [float(d) for d in np.random.default_rng(0).uniform(1, 20, 400)]
+    options = load_config(None, ["train.batch_audio_s=40"]).train
+    batches = length_grouped_batches(durations, options, epoch=3, seed=1)
+    assert batches == length_grouped_batches(durations, options, epoch=3, seed=1)
+    assert batches != length_grouped_batches(durations, options, epoch=4, seed=1)
+    assert sorted(i for b in batches for i in b) == list(range(400))
+    assert all(sum(durations[i] for i in b) <= 40 or len(b) == 1 for b in batches)
+    spread = np.mean([max(durations[i] for i in b) - min(durations[i] for i in b) for b in batches if len(b) > 1])
+    assert spread < 3  # similar lengths together: little padding
+    a, b = shard(batches, 0, 2), shard(batches, 1, 2)
+    assert len(a) == len(b) and not {tuple(x) for x in a} & {tuple(x) for x in b}
+    train_options = load_config(None, ["train.warmup_steps=10"]).train
+    assert lr_factor(0, 100, train_options) == pytest.approx(0.1) and lr_factor(99, 100, train_options) < 0.02
+
+
+def test_vocab_and_phone_folding():
+    vocab = build_vocab(["HELLO WORLD", "ÀB"])
+    assert list(vocab)[:5] == ["<pad>", "<s>", "</s>", "<unk>", "|"] and "À" in vocab and " " not in vocab
+    assert fold_phones(["h#", "sh", "ix", "hv", "ae", "dcl", "d", "q", "pau", "h#"]) == \
+        ["sil", "sh", "ih", "hh", "ae", "sil", "d", "sil"]
+
+
+def test_phoneme_targets_from_timit(tmp_path):
+    from test_data import write_timit_utterance
+
+    root = tmp_path / "TIMIT" / "TRAIN" / "DR1" / "FAKS0"
+    for i in range(3):
+        write_timit_utterance(root, f"SX{i}", "She had your dark suit.", 1.0, i)
+    config = tiny_config(tmp_path, str(tmp_path / "TIMIT"), ["data.labels=phonemes", "train.max_steps=2",
+                                                             f"data.eval={tmp_path / 'TIMIT'}"])
+    finetune(config)
+    vocab = json.loads((tmp_path / "run" / "vocab.json").read_text())
+    assert {"sh", "iy", "hh", "ae", "sil"} <= set(vocab) and "dcl" not in vocab
+    evals = [json.loads(line) for line in (tmp_path / "run" / "eval_log.jsonl").read_text().splitlines()]
+    assert "per" in evals[-1]
+
+
+def test_two_processes_train_identical_replicas(tmp_path, four_manifest):
+    """torchrun with 2 CPU processes (gloo): both train, and the weights stay identical."""
+    torchrun = Path(sys.executable).parent / "torchrun"
+    arch = json.dumps(TINY_ARCHITECTURE)
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "w2v_cli.cli", "finetune",
+         "--set", "model.name=", "--set", f"model.architecture={arch}", "--set", f"data.train={four_manifest}",
+         "--set", f"train.output_dir={out}", "--set", "train.max_steps=3", "--set", "train.batch_size=1",
+         "--set", "train.eval_every=0", "--set", "train.log_every=1", "--set", "train.freeze_feature_encoder=false"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "running 2 process(es)" in result.stderr
+    ranks = [json.loads((out / "ranks" / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    assert all(r["step"] == 3 and r["audio_s"] > 0 for r in ranks)
+
+
+def test_cli_errors_and_help(tmp_path, four_manifest):
+    runner = CliRunner()
+    assert "Fine-tune a wav2vec2" in runner.invoke(cli, ["finetune", "--help"]).output
+    result = runner.invoke(cli, ["finetune", "--config", str(ROOT / "configs" / "tiny.yaml"),
+                                 "--set", f"train.output_dir={tmp_path}"])
+    assert result.exit_code == 1 and "data.train is not set" in result.output
+    for arch, message in [("{hidden_size: -3}", "model.architecture is not a valid"),
+                          ("{hiden_size: 8}", "unknown Wav2Vec2Config field 'hiden_size'; did you mean 'hidden_size'")]:
+        with pytest.raises(ConfigError, match=message):
+            finetune(load_config(None, ["model.name=", f"model.architecture={arch}",
+                                        f"data.train={four_manifest}", f"train.output_dir={tmp_path / 'x'}"]))
