@@ -75,3 +75,20 @@ def test_config_show_cli(tmp_path):
     result = runner.invoke(cli, ["config", "show", "--config", str(tmp_path / "missing.yaml")])
     assert result.exit_code != 0 and "missing.yaml" in result.output
     assert runner.invoke(cli, ["config", "show", "--help"]).exit_code == 0
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_shipped_config_loads(name):
+    config = load_config(ROOT / "configs" / name)
+    assert config.train.output_dir
+
+
+def test_nfd_turns_korean_syllables_into_jamo():
+    from w2v_cli.config import TextConfig
+    from w2v_cli.finetune import build_vocab
+    from w2v_cli.text import normalize_text
+
+    text = normalize_text("한국어 음성 인식!", TextConfig(case="keep", unicode_form="NFD", keep_chars=""))
+    vocab = build_vocab([text])
+    assert "한" not in vocab and "\u1112" in vocab and "\u1161" in vocab  # ㅎ and ㅏ as jamo
+    assert normalize_text(text, TextConfig(case="keep", unicode_form="NFC")) == "한국어 음성 인식"

@@ -113,7 +113,10 @@ def test_nonfinite_batches_are_skipped_and_counted(tmp_path):
     x = torch.randn(8, 4)
 
     def compute_loss(m, batch, step):
-        loss = m(x).pow(2).mean()
+        y = m(x)
+        if step == 2:  # a finite loss whose gradient is infinite
+            y.register_hook(lambda grad: grad * float("inf"))
+        loss = y.pow(2).mean()
         return (loss * float("nan") if step == 1 else loss), {}
 
     task = Task("test", model, [1.0] * 8, lambda idx, step: {"audio_s": 1.0}, compute_loss,
@@ -121,7 +124,7 @@ def test_nonfinite_batches_are_skipped_and_counted(tmp_path):
     config = load_config(None, [f"train.output_dir={tmp_path}", "train.max_steps=4", "train.batch_size=1",
                                 "train.warmup_steps=0", "train.log_every=1"])
     state = train(task, config)
-    assert state.skipped_nonfinite == 1 and state.step == 4
+    assert state.skipped_nonfinite == 2 and state.step == 4
     assert torch.isfinite(model.weight).all()
 
 

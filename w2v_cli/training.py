@@ -369,6 +369,13 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
                     grad_norm = None
                     if accelerator.sync_gradients and finite:
                         grad_norm = accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm or float("inf"))
+                        if not torch.isfinite(grad_norm):
+                            # A finite loss can still give inf/nan gradients; one such step
+                            # would turn every weight into nan.
+                            finite = False
+                            state.skipped_nonfinite += 1
+                            logger.warning("step %d: non-finite gradient norm, update skipped (%d so far)",
+                                           state.step, state.skipped_nonfinite)
                     if finite:
                         optimizer.step()
                     if accelerator.sync_gradients:
