@@ -35,7 +35,7 @@ def four_manifest(tmp_path, speech_dir, speech_rows):
 def tiny_config(tmp_path, train, extra=()):
     """A config with the 2-layer, 16-wide test architecture: seconds per run."""
     arch = json.dumps({**TINY_ARCHITECTURE, "hidden_dropout": 0.1})
-    return load_config(None, [f"model.name=", f"model.architecture={arch}", f"data.train={train}",
+    return load_config(None, ["model.name=", f"model.architecture={arch}", f"data.train={train}",
                               f"train.output_dir={tmp_path / 'run'}", "train.max_steps=6",
                               "train.batch_size=2", "train.warmup_steps=2", "train.log_every=1",
                               "train.eval_every=0", "train.save_every=3", "train.freeze_feature_encoder=false",
