@@ -385,8 +385,6 @@ def test_remote_code_in_a_model_folder_is_never_run(tmp_path):
     assert type(loaded.model).__name__ == "Wav2Vec2ForCTC" and not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="training.py: the LR scheduler goes through accelerate's "
-                                       "register_for_checkpointing, whose load uses torch.load(weights_only=False)")
 def test_resuming_loads_every_checkpoint_file_with_weights_only(tmp_path, monkeypatch):
     import torch
 

@@ -285,10 +285,15 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
         eps=options.adam_eps, weight_decay=options.weight_decay,
     )
     model, optimizer = accelerator.prepare(task.model, optimizer)
-    # Not prepared: accelerate's scheduler wrapper steps once per process, while our step
-    # count is already global (each optimizer step consumes one batch on every process).
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.optimizer, lambda s: lr_factor(s, steps, options))
-    accelerator.register_for_checkpointing(scheduler)
+
+    def set_lr(step: int) -> float:
+        # The learning rate is a function of the step (as in nanoGPT's get_lr), not a saved
+        # scheduler: nothing to restore on resume, and no pickled object to load from a
+        # checkpoint (accelerate loads registered objects with weights_only=False).
+        lr = options.learning_rate * lr_factor(step, steps, options)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
 
     state = TrainerState()
     found = checkpoint_dirs(output_dir)
@@ -314,7 +319,7 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp / "accelerate"))  # model, optimizer, scheduler, RNG of every rank
+        accelerator.save_state(str(tmp / "accelerate"))  # model, optimizer, RNG of every rank
         if main:
             state.save(tmp / STATE_FILE)
             (tmp / CONFIG_FILE).write_text(config.to_yaml())
@@ -355,6 +360,7 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
             if not batches:
                 raise W2VError("the training set gives no batch for every process; use more data or fewer processes")
             for index in range(state.batch_in_epoch, len(batches)):
+                lr = set_lr(state.step)
                 batch = task.collate(batches[index], state.step)
                 audio_s = float(batch.pop("audio_s"))
                 with accelerator.accumulate(model):
@@ -378,8 +384,6 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
                                            state.step, state.skipped_nonfinite)
                     if finite:
                         optimizer.step()
-                    if accelerator.sync_gradients:
-                        scheduler.step()
                     optimizer.zero_grad()
                 state.batch_in_epoch = index + 1
                 state.audio_s += audio_s
@@ -394,7 +398,7 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
                 state.step += 1
                 state.elapsed_s = time.perf_counter() - started
                 if state.step % options.log_every == 0 or state.step == steps:
-                    row = _log_line(state, steps, window, scheduler, grad_norm, world)
+                    row = _log_line(state, steps, window, lr, grad_norm, world)
                     log_rows.append(row)
                     if main:
                         _append_log(output_dir / LOG_FILE, row)
@@ -437,14 +441,14 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
     return state
 
 
-def _log_line(state: TrainerState, steps: int, window: dict, scheduler: Any, grad_norm: Any, world: int) -> dict:
+def _log_line(state: TrainerState, steps: int, window: dict, lr: float, grad_norm: Any, world: int) -> dict:
     """One fixed-format line on stderr; the same fields as a dict for the JSONL log."""
     seconds = max(1e-9, time.perf_counter() - window["t"])
     n = max(1, window["n"])
     row = {
         "step": state.step,
         "loss": window["loss"] / n,
-        "lr": scheduler.get_last_lr()[0],
+        "lr": lr,
         "grad_norm": None if grad_norm is None else float(grad_norm),
         "audio_s_per_s": window["audio_s"] * world / seconds,
         "elapsed_s": round(state.elapsed_s, 1),
