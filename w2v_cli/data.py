@@ -203,7 +203,9 @@ def read_manifest(path: Path, options: DataConfig) -> Dataset:
     rows: list[dict] = []
     suffix = path.suffix.lower()
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark that would otherwise
+        # become part of the first column's name.
+        with open(path, newline="", encoding="utf-8-sig") as f:
             if suffix in (".jsonl", ".json"):
                 for n, line in enumerate(f, 1):
                     if not line.strip():
@@ -217,7 +219,10 @@ def read_manifest(path: Path, options: DataConfig) -> Dataset:
                     rows.append(row)
             else:
                 delimiter = "\t" if suffix == ".tsv" else ","
-                reader = csv.DictReader(f, delimiter=delimiter)
+                # TSV has no quoting: a transcript that starts with '"' is text, and must not
+                # swallow the rows after it as one quoted field.
+                quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+                reader = csv.DictReader(f, delimiter=delimiter, quoting=quoting)
                 for n, row in enumerate(reader, 2):
                     if None in row:
                         raise DataError(
@@ -245,11 +250,21 @@ def read_manifest(path: Path, options: DataConfig) -> Dataset:
         )
     utterances: list[Utterance] = []
     skipped: list[tuple[str, str]] = []
+    stems: set[str] = set()
     for n, row in enumerate(rows):
         audio = str(row.get(path_col) or "").strip()
         uid = str(row.get(id_col) or "").strip() if id_col else ""
-        uid = uid or (Path(audio).stem if audio else f"row{n + 1}")
-        text = str(row.get(text_col) or "")
+        if not uid and audio:
+            # Without an id column the file's stem names it, or its path when two files
+            # in different folders share a stem (x/1.wav, y/1.wav).
+            uid = Path(audio).stem if Path(audio).stem not in stems else str(Path(audio).with_suffix(""))
+            stems.add(Path(audio).stem)
+        uid = uid or f"row{n + 1}"
+        raw_text = row.get(text_col)
+        if raw_text is not None and not isinstance(raw_text, str):
+            skipped.append((uid, f"the transcript is a {type(raw_text).__name__}, not a string"))
+            continue
+        text = raw_text or ""
         if not audio:
             skipped.append((uid, "empty audio path"))
             continue
