@@ -224,11 +224,11 @@ def preflight(dataset: Dataset, processor: Any, model: Any, config: Config, text
     labels under CTC. data.on_bad_item decides: skip them, or stop."""
     import torch
 
-    from .checks import check_dataset
+    from .checks import check_dataset, vocab_characters
 
     tokenizer = processor.tokenizer
     phonemes = config.data.labels == "phonemes"
-    vocab = None if phonemes else {("|" if t == " " else t) for t in tokenizer.get_vocab()} | {" "}
+    vocab = None if phonemes else vocab_characters(tokenizer.get_vocab(), tokenizer.word_delimiter_token or "|")
 
     def frames_for(samples: int) -> int:
         return int(model._get_feat_extract_output_lengths(torch.tensor(samples)).item())
@@ -252,7 +252,8 @@ def preflight(dataset: Dataset, processor: Any, model: Any, config: Config, text
     if config.data.on_bad_item == "stop":
         raise DataError(f"data check of {dataset.name}: {len(errors)} problems (listed above); fix them, "
                         f"or set data.on_bad_item=skip to leave those utterances out")
-    bad = report.bad_ids()
+    # A duplicate id's second copy was already left out by the reader: the first stays.
+    bad = {p.id for p in errors if p.kind != "duplicate_id"}
     kept = [u for u in dataset.utterances if u.id not in bad]
     logger.warning("data check %s: leaving out %d of %d utterances (data.on_bad_item=skip)",
                    dataset.name, len(dataset.utterances) - len(kept), len(dataset.utterances))
