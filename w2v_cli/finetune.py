@@ -23,7 +23,7 @@ from .errors import ConfigError, DataError
 from .models import LoadedModel, build_wav2vec2, from_pretrained, local_path
 from .phones import fold_phones
 from .text import normalize_text
-from .training import CONFIG_FILE, Task, TrainerState, check_output_dir, train
+from .training import CONFIG_FILE, Task, TrainerState, check_output_dir, load_padded, train
 
 logger = logging.getLogger("w2v")
 
@@ -162,23 +162,13 @@ def ctc_task(config: Config, model: Any, processor: Any, train_data: CtcData,
     utterances, labels = train_data.utterances, train_data.labels
 
     def collate(indices: list[int], step: int) -> dict:
-        from .inference import normalize
-
-        waves = [utterances[i].load(sr) for i in indices]
-        if fe.do_normalize:
-            waves = [normalize(w) for w in waves]
-        length = max(len(w) for w in waves)
-        inputs = np.zeros((len(waves), length), dtype=np.float32)
-        mask = np.zeros((len(waves), length), dtype=np.int64)
-        for row, w in enumerate(waves):
-            inputs[row, : len(w)] = w
-            mask[row, : len(w)] = 1
+        inputs, mask, lengths = load_padded(utterances, indices, sr, fe.do_normalize)
         width = max(len(labels[i]) for i in indices)
         target = np.full((len(indices), width), -100, dtype=np.int64)  # -100: ignored by the loss
         for row, i in enumerate(indices):
             target[row, : len(labels[i])] = labels[i]
         batch = {"input_values": torch.from_numpy(inputs), "labels": torch.from_numpy(target),
-                 "audio_s": sum(len(w) for w in waves) / sr}
+                 "audio_s": sum(lengths) / sr}
         if use_mask:  # group-norm models (wav2vec2-base) are trained without, as in the HF recipe
             batch["attention_mask"] = torch.from_numpy(mask)
         return batch

@@ -25,7 +25,7 @@ from .config import Config
 from .data import load_dataset
 from .errors import ConfigError
 from .models import build_wav2vec2, from_pretrained
-from .training import CONFIG_FILE, Task, TrainerState, check_output_dir, train
+from .training import CONFIG_FILE, Task, TrainerState, check_output_dir, load_padded, train
 
 logger = logging.getLogger("w2v")
 
@@ -70,8 +70,6 @@ def pretrain_task(config: Config, model: Any, feature_extractor: Any, utterances
         _sample_negative_indices,
     )
 
-    from .inference import normalize
-
     sr = config.audio.sample_rate
     options = config.pretrain
     use_mask = bool(getattr(feature_extractor, "return_attention_mask", False))
@@ -83,26 +81,19 @@ def pretrain_task(config: Config, model: Any, feature_extractor: Any, utterances
     model.wav2vec2.feature_extractor.register_forward_hook(keep_features)
 
     def collate(indices: list[int], step: int) -> dict:
-        waves = [utterances[i].load(sr) for i in indices]
-        if feature_extractor.do_normalize:
-            waves = [normalize(w) for w in waves]
-        length = max(len(w) for w in waves)
-        inputs = np.zeros((len(waves), length), dtype=np.float32)
-        sample_mask = np.zeros((len(waves), length), dtype=np.int64)
-        for row, w in enumerate(waves):
-            inputs[row, : len(w)] = w
-            sample_mask[row, : len(w)] = 1
-        lengths = torch.tensor([len(w) for w in waves])
-        frames = int(model._get_feat_extract_output_lengths(torch.tensor(length)))
+        inputs, sample_mask, sample_lengths = load_padded(utterances, indices, sr, feature_extractor.do_normalize)
+        lengths = torch.tensor(sample_lengths)
+        frames = int(model._get_feat_extract_output_lengths(torch.tensor(inputs.shape[1])))
         frame_lengths = model._get_feat_extract_output_lengths(lengths).tolist()
-        frame_mask = np.zeros((len(waves), frames), dtype=bool)
+        batch_size = len(indices)
+        frame_mask = np.zeros((batch_size, frames), dtype=bool)
         for row, n in enumerate(frame_lengths):
             frame_mask[row, :n] = True
         # numpy's global generator: seeded by the loop and restored on resume by accelerate
-        mask = _compute_mask_indices((len(waves), frames), options.mask_time_prob, options.mask_time_length,
+        mask = _compute_mask_indices((batch_size, frames), options.mask_time_prob, options.mask_time_length,
                                      attention_mask=torch.from_numpy(frame_mask), min_masks=2)
         mask &= frame_mask
-        negatives = _sample_negative_indices((len(waves), frames), options.num_negatives, mask)
+        negatives = _sample_negative_indices((batch_size, frames), options.num_negatives, mask)
         batch = {
             "input_values": torch.from_numpy(inputs),
             "mask_time_indices": torch.from_numpy(mask),

@@ -85,6 +85,27 @@ def shard(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
     return batches[rank:usable:world]
 
 
+def load_padded(utterances: list, indices: list[int], sample_rate: int, normalize_audio: bool) -> tuple:
+    """Read utterances `indices` and zero-pad them into one batch.
+
+    Returns (inputs (batch, samples) float32, mask (batch, samples) int64 with 1 on real
+    samples, lengths list[int]). Each wave is normalised on its own before padding, as the
+    feature extractor does, so padding never changes its statistics.
+    """
+    from .inference import normalize
+
+    waves = [utterances[i].load(sample_rate) for i in indices]
+    if normalize_audio:
+        waves = [normalize(w) for w in waves]
+    lengths = [len(w) for w in waves]
+    inputs = np.zeros((len(waves), max(lengths)), dtype=np.float32)
+    mask = np.zeros((len(waves), max(lengths)), dtype=np.int64)
+    for row, w in enumerate(waves):
+        inputs[row, : len(w)] = w
+        mask[row, : len(w)] = 1
+    return inputs, mask, lengths
+
+
 # -- schedule -----------------------------------------------------------------------------
 
 
