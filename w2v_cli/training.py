@@ -304,6 +304,8 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
     optimizer = torch.optim.AdamW(
         params, lr=options.learning_rate, betas=(options.adam_beta1, options.adam_beta2),
         eps=options.adam_eps, weight_decay=options.weight_decay,
+        # one kernel for all parameters, on CPU and CUDA (not MPS): about half the step time
+        fused=accelerator.device.type in ("cpu", "cuda"),
     )
     model, optimizer = accelerator.prepare(task.model, optimizer)
 
