@@ -24,7 +24,7 @@ def test_precedence_defaults_file_set_flags(tmp_path):
     assert config.inference.batch_size == 5  # --set beats the file
     assert config.inference.chunk_s == 10.0 and isinstance(config.inference.chunk_s, float)
     assert config.inference.stride_s == 2.5  # a flag beats --set
-    assert config.inference.dtype == "fp32"  # a flag not given changes nothing
+    assert config.inference.dtype == "auto"  # a flag not given changes nothing
     assert config.train.learning_rate == 3e-4
 
 

@@ -64,3 +64,34 @@ def test_missing_local_folder(tmp_path):
         load_ctc_model(str(tmp_path / "nope"), device="cpu")
     with pytest.raises(ModelNotAvailableError, match="holds no model"):
         load_ctc_model(str(tmp_path), device="cpu")
+
+
+def test_default_model_falls_back_to_builtin_demo_but_a_named_one_never(tmp_path, monkeypatch, tiny_ctc,
+                                                                        tiny_pretraining):
+    import shutil
+
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from w2v_cli import models
+    from w2v_cli.cli import cli
+    from w2v_cli.testing import synth_speechlike
+
+    builtin = tmp_path / "models"
+    shutil.copytree(tiny_ctc, builtin / "demo")
+    shutil.copytree(tiny_pretraining, builtin / "demo-pretrain")
+    monkeypatch.setattr(models, "BUILTIN_DIR", builtin)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    sf.write(tmp_path / "a.wav", synth_speechlike(1.0), 16000)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["transcribe", str(tmp_path / "a.wav")])
+    assert result.exit_code == 0, result.output
+    assert "facebook/wav2vec2-base-960h is not in the local cache and HF_HUB_OFFLINE is set" in result.stderr
+    assert "built-in 'demo' model" in result.stderr and result.stdout.strip()
+    named = runner.invoke(cli, ["transcribe", str(tmp_path / "a.wav"), "--model", "facebook/wav2vec2-base-960h"])
+    assert named.exit_code == 1 and "is not available" in named.output
+    via_set = runner.invoke(cli, ["ctc-loss", str(tmp_path / "a.wav"), "A", "--set", "model.name=facebook/wav2vec2-base-960h"])
+    assert via_set.exit_code == 1 and "is not available" in via_set.output
+    check = runner.invoke(cli, ["pretrain-check", "--json"])
+    assert check.exit_code == 1 and "built-in 'demo-pretrain' model" in check.stderr  # random: fails the check
+    assert runner.invoke(cli, ["pretrain-check", "-m", "patrickvonplaten/wav2vec2-base"]).exit_code == 1

@@ -73,7 +73,8 @@ def wavs(tmp_path, speech_dir):
 
 def test_cli_one_input_prints_transcript_alone(tiny_ctc, speech_dir):
     path = speech_dir / "audio" / "1272-128104-0000.flac"
-    result = CliRunner().invoke(cli, ["transcribe", str(path), "--model", str(tiny_ctc)])
+    # fp32 as the library call below (the CLI's default dtype is auto: bf16 on bf16 CPUs)
+    result = CliRunner().invoke(cli, ["transcribe", str(path), "--model", str(tiny_ctc), "--dtype", "fp32"])
     assert result.exit_code == 0, result.output
     loaded = load_ctc_model(str(tiny_ctc), device="cpu")
     from w2v_cli.audio import load_audio

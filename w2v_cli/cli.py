@@ -108,13 +108,43 @@ def resolve_config(flags: dict[str, Any]) -> Config:
 def model_options(f: Callable) -> Callable:
     """--model, --device and --dtype for commands that run a CTC model."""
     f = click.option("--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
-                     help="Compute dtype (default from config: fp32).")(f)
+                     help="Compute dtype (default from config: auto = bf16 on CPUs with bf16 "
+                          "instructions and on GPUs, else fp32).")(f)
     f = click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
                      help="Where to run the model (default auto).")(f)
     f = click.option("--model", "-m", default=None,
                      help="Hub id, local model folder or built-in name "
                           "(default facebook/wav2vec2-base-960h).")(f)
     return f
+
+
+def implicit_default(flag: str | None, key: str) -> bool:
+    """Whether the config's `key` (e.g. model.name) is the built-in default that nobody named:
+    no flag, no --set, not in the --config file. Only such a model may fall back to a
+    built-in one; a model the user named fails with the clear error instead."""
+    if flag is not None:
+        return False
+    path, overrides = click.get_current_context().meta["w2v.config"]
+    if any(item.split("=", 1)[0].strip() == key for item in overrides):
+        return False
+    if path:
+        from .config import read_yaml
+
+        data, _ = read_yaml(path)
+        section, name = key.split(".")
+        if isinstance(data, dict) and isinstance(data.get(section), dict) and name in data[section]:
+            return False
+    return True
+
+
+def load_ctc(config: Config, flag: str | None, device: str | None = None, dtype: str | None = None) -> Any:
+    """The CTC model of model.name; the default falls back to the built-in `demo` offline."""
+    from .config import DEFAULT_CTC_MODEL
+    from .models import load_ctc_model, load_with_fallback
+
+    fallback = "demo" if config.model.name == DEFAULT_CTC_MODEL and implicit_default(flag, "model.name") else None
+    return load_with_fallback(load_ctc_model, config.model.name, fallback, device or config.inference.device,
+                              dtype or config.inference.dtype, config.model.revision)
 
 
 @click.group(cls=W2VGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -186,8 +216,9 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
       w2v transcribe recordings/ -o out -f json
       w2v transcribe talk.wav -o subs -f srt --max-line-width 42 --max-line-count 2
       w2v transcribe talk.wav --decoder beam --lm lm.arpa --alpha 0.5 --beta 1.0
+      torchrun --nproc_per_node 2 -m w2v_cli.cli transcribe recordings/ > all.tsv
     """
-    from .models import load_ctc_model
+    from .distributed import current_shard, in_input_order
     from .decoding import BeamOptions, DecodeOptions
     from .timestamps import SubtitleOptions
     from .transcribe import expand_inputs, finished_inputs, transcribe_paths
@@ -198,8 +229,10 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
         "inference.batch_size": batch_size, "inference.chunk_s": chunk_s,
         "inference.stride_s": stride_s, "inference.num_threads": num_threads,
     })
+    shard = current_shard()  # under torchrun / accelerate launch: rank 0 reports for all
+    config.inference.progress &= shard.is_main
     paths, bad_args = expand_inputs(list(inputs))
-    failures = [(e.key, e.error) for e in bad_args]
+    failures = [(e.key, e.error) for e in bad_args] if shard.is_main else []
     for key, error in failures:
         click.echo(f"error: {key}: {error}", err=True)
     total = len(paths) + len(bad_args)
@@ -211,15 +244,16 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
     subtitles = SubtitleOptions(max_line_width, max_words_per_line, max_line_count)
     done = finished_inputs(paths, config, output_dir, output_format, get_writers(output_format, subtitles),
                            decode=decode) if output_dir and not overwrite else {}
-    if done:
+    if done and shard.is_main:
         click.echo(f"skipping {len(done)} of {len(paths)} inputs already transcribed in {output_dir} "
                    f"with this model and options (--overwrite redoes them)", err=True)
     if paths:
-        loaded = None if len(done) == len(paths) else load_ctc_model(
-            config.model.name, config.inference.device, config.inference.dtype, config.model.revision)
+        loaded = None if len(done) == len(paths) else load_ctc(
+            config, model, shard.device(config.inference.device))
         single = total == 1
-        for result in transcribe_paths(loaded, paths, config, output_dir, output_format, done,
-                                   decode=decode, subtitles=subtitles):
+        results = transcribe_paths(loaded, paths, config, output_dir, output_format, done, shard=shard,
+                                   decode=decode, subtitles=subtitles)
+        for result in in_input_order(shard, results, len(paths)):
             if result.error is not None:
                 failures.append((result.key, result.error))
                 click.echo(f"error: {result.key}: {result.error}", err=True)
@@ -266,7 +300,6 @@ def eval_cmd(dataset: str | None, model: str | None, device: str | None, dtype: 
     """
     from .data import load_dataset
     from .evaluate import evaluate, format_table, summary_rows
-    from .models import load_ctc_model
 
     config = resolve_config({
         "eval.dataset": dataset, "eval.output_dir": output_dir, "model.name": model,
@@ -275,8 +308,7 @@ def eval_cmd(dataset: str | None, model: str | None, device: str | None, dtype: 
     })
     data = load_dataset(config.eval.dataset or config.data.eval, config.data)
     logger.info("dataset %s: %d utterances, %.2f h", data.name, len(data.utterances), data.duration_s / 3600)
-    loaded = load_ctc_model(config.model.name, config.inference.device, config.inference.dtype,
-                            config.model.revision)
+    loaded = load_ctc(config, model)
     result = evaluate(loaded, data, config, config.eval.output_dir or None)
     for uid, reason in result.skipped:
         click.echo(f"skipped: {uid}: {reason}", err=True)
@@ -312,7 +344,6 @@ def ctc_loss_cmd(audio: str, text: str, model: str | None, device: str | None, d
     from .audio import load_audio
     from .ctc import ctc_loss
     from .errors import DataError
-    from .models import load_ctc_model
 
     config = resolve_config({"model.name": model, "inference.device": device, "inference.dtype": dtype})
     if text.startswith("@"):
@@ -320,8 +351,7 @@ def ctc_loss_cmd(audio: str, text: str, model: str | None, device: str | None, d
             text = Path(text[1:]).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise DataError(f"transcript file {text[1:]} cannot be read: {e}") from None
-    loaded = load_ctc_model(config.model.name, config.inference.device, config.inference.dtype,
-                            config.model.revision)
+    loaded = load_ctc(config, model)
     samples = load_audio(audio, loaded.sample_rate, config.audio.block_s)
     result = ctc_loss(loaded, samples, text, reduction, unk)
     if as_json:
@@ -376,7 +406,13 @@ def pretrain_check_cmd(model: str | None, audio: str | None, mask_prob: float | 
         "inference.device": device,
     })
     audio_path = config.check.audio or str(BUNDLED_AUDIO)
-    loaded = load_pretraining_model(config.check.model, config.inference.device, config.model.revision)
+    from .config import DEFAULT_PRETRAINING_MODEL
+    from .models import load_with_fallback
+
+    fallback = ("demo-pretrain" if config.check.model == DEFAULT_PRETRAINING_MODEL
+                and implicit_default(model, "check.model") else None)
+    loaded = load_with_fallback(load_pretraining_model, config.check.model, fallback,
+                                config.inference.device, config.model.revision)
     samples = load_audio(audio_path, loaded.sample_rate, config.audio.block_s)
     result = pretrain_check(loaded, samples, config.check, audio_path)
     if as_json:
@@ -440,9 +476,8 @@ def check_data_cmd(spec: str, model: str | None, vocab_path: str | None, headers
     options: dict[str, Any] = {"frames_for": conv_frames(BASE_CONV_KERNEL, BASE_CONV_STRIDE),
                                "sample_rate": config.audio.sample_rate}
     if model:
-        from .models import load_ctc_model
 
-        loaded = load_ctc_model(config.model.name, "cpu", "fp32", config.model.revision)
+        loaded = load_ctc(config, model, "cpu", "fp32")
         options = checks_for_model(loaded)
     if vocab_path:
         options["vocab"] = read_vocab_file(vocab_path)
@@ -456,6 +491,20 @@ def check_data_cmd(spec: str, model: str | None, vocab_path: str | None, headers
         sys.exit(1)
 
 
+def training_options(f: Callable) -> Callable:
+    """The flags `w2v finetune` and `w2v pretrain` share, plus --config/--set."""
+    f = config_options(f)
+    f = click.option("--stop-after", type=int, default=None,
+                     help="Save and stop after this many steps; the schedule still plans the full run.")(f)
+    f = click.option("--resume/--no-resume", default=None,
+                     help="Continue from the latest checkpoint in the output folder (default: when there is one).")(f)
+    f = click.option("--max-steps", type=int, default=None, help="Optimizer steps (train.max_steps).")(f)
+    f = click.option("--model", "-m", default=None, help="Model or checkpoint to start from (model.name).")(f)
+    f = click.option("--output-dir", "-o", default=None,
+                     help="Where the model and checkpoints go (train.output_dir).")(f)
+    return f
+
+
 def exit_if_interrupted(state: Any) -> None:
     """A training run stopped by SIGINT/SIGTERM exits 130/143, as the shell would report it,
     so a calling script knows the run is not finished (its checkpoint is saved)."""
@@ -467,14 +516,7 @@ def exit_if_interrupted(state: Any) -> None:
 
 
 @cli.command()
-@click.option("--output-dir", "-o", default=None, help="Where the model and checkpoints go (train.output_dir).")
-@click.option("--model", "-m", default=None, help="Model to start from: hub id or folder (model.name).")
-@click.option("--max-steps", type=int, default=None, help="Optimizer steps (train.max_steps).")
-@click.option("--resume/--no-resume", default=None,
-              help="Continue from the latest checkpoint in the output folder (default: when there is one).")
-@click.option("--stop-after", type=int, default=None,
-              help="Save and stop after this many steps; the schedule still plans the full run.")
-@config_options
+@training_options
 def finetune(output_dir: str | None, model: str | None, max_steps: int | None, resume: bool | None,
              stop_after: int | None) -> None:
     """Fine-tune a wav2vec2 model for CTC speech recognition.
@@ -495,6 +537,30 @@ def finetune(output_dir: str | None, model: str | None, max_steps: int | None, r
 
     config = resolve_config({"train.output_dir": output_dir, "model.name": model, "train.max_steps": max_steps})
     exit_if_interrupted(run_finetune(config, resume, stop_after))
+
+
+# -- pretrain -----------------------------------------------------------------------------
+
+
+@cli.command()
+@training_options
+def pretrain(output_dir: str | None, model: str | None, max_steps: int | None, resume: bool | None,
+             stop_after: int | None) -> None:
+    """Pretrain a wav2vec2 model with the contrastive task (no transcripts needed).
+
+    From scratch (model.architecture) or continued from a checkpoint (model.name), on
+    any data source `w2v eval` reads. The output folder works with `w2v pretrain-check
+    --model DIR` and as the model.name `w2v finetune` starts from.
+
+    \b
+    Examples:
+      w2v pretrain --config configs/pretrain-demo.yaml --set data.train=corpus/train.tsv
+      torchrun --nproc_per_node 2 -m w2v_cli.cli pretrain --config my.yaml
+    """
+    from .pretrain import pretrain as run_pretrain
+
+    config = resolve_config({"train.output_dir": output_dir, "model.name": model, "train.max_steps": max_steps})
+    exit_if_interrupted(run_pretrain(config, resume, stop_after))
 
 
 # -- align --------------------------------------------------------------------------------
@@ -537,7 +603,6 @@ def align_cmd(audio: str | None, text: str | None, manifest: str | None, model: 
     from .data import load_dataset
     from .errors import DataError
     from .inference import AudioSource, file_source
-    from .models import load_ctc_model
     from .writers import ALIGNMENT_WRITERS, write_atomic
 
     if manifest and (audio or text):
@@ -554,8 +619,7 @@ def align_cmd(audio: str | None, text: str | None, manifest: str | None, model: 
         except (OSError, UnicodeDecodeError) as e:
             raise DataError(f"transcript file {text[1:]} cannot be read: {e}") from None
     dataset = load_dataset(manifest, config.data) if manifest else None
-    loaded = load_ctc_model(config.model.name, config.inference.device, config.inference.dtype,
-                            config.model.revision)
+    loaded = load_ctc(config, model)
     sr = loaded.sample_rate
     failures = 0
     if dataset is not None:
@@ -611,37 +675,6 @@ def build_lm_cmd(text_file: str, output: str, order: int, case: str) -> None:
     stats = build_lm(text_file, output, order, case)
     counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(stats.ngrams, 1))
     click.echo(f"{output}: {stats.sentences} sentences, {stats.tokens} words; {counts}")
-
-
-# -- pretrain -----------------------------------------------------------------------------
-
-
-@cli.command()
-@click.option("--output-dir", "-o", default=None, help="Where the model and checkpoints go (train.output_dir).")
-@click.option("--model", "-m", default=None, help="Checkpoint to continue from (model.name).")
-@click.option("--max-steps", type=int, default=None, help="Optimizer steps (train.max_steps).")
-@click.option("--resume/--no-resume", default=None,
-              help="Continue from the latest checkpoint in the output folder (default: when there is one).")
-@click.option("--stop-after", type=int, default=None,
-              help="Save and stop after this many steps; the schedule still plans the full run.")
-@config_options
-def pretrain(output_dir: str | None, model: str | None, max_steps: int | None, resume: bool | None,
-             stop_after: int | None) -> None:
-    """Pretrain a wav2vec2 model with the contrastive task (no transcripts needed).
-
-    From scratch (model.architecture) or continued from a checkpoint (model.name), on
-    any data source `w2v eval` reads. The output folder works with `w2v pretrain-check
-    --model DIR` and as the model.name `w2v finetune` starts from.
-
-    \b
-    Examples:
-      w2v pretrain --config configs/pretrain-demo.yaml --set data.train=corpus/train.tsv
-      torchrun --nproc_per_node 2 -m w2v_cli.cli pretrain --config my.yaml
-    """
-    from .pretrain import pretrain as run_pretrain
-
-    config = resolve_config({"train.output_dir": output_dir, "model.name": model, "train.max_steps": max_steps})
-    exit_if_interrupted(run_pretrain(config, resume, stop_after))
 
 
 # -- config -------------------------------------------------------------------------------

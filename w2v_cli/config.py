@@ -48,7 +48,7 @@ class AudioConfig:
 @dataclass
 class InferenceConfig:
     device: str = "auto"  # auto|cpu|cuda|mps
-    dtype: str = "fp32"  # auto|fp32|bf16|fp16
+    dtype: str = "auto"  # auto|fp32|bf16|fp16; auto = bf16 on CPUs with bf16 instructions and GPUs, else fp32
     batch_size: int = 4  # chunks per forward pass
     chunk_s: float = 20.0  # seconds of audio per model call for long inputs
     stride_s: float = 3.0  # seconds of context on each side of a chunk, dropped after the call

@@ -29,7 +29,8 @@ import numpy as np
 from .audio import BLOCK_S, audio_info, stream_audio
 from .config import InferenceConfig
 from .errors import AudioError, W2VError
-from .models import LoadedModel
+from .feature_encoder import prepare_for_inference
+from .models import LoadedModel, configure_threads
 
 logger = logging.getLogger("w2v")
 
@@ -138,6 +139,39 @@ def kept_frames(samples: int, left: int, right: int, inputs_to_logits_ratio: int
     return first, token_n - last
 
 
+def collapse_repeats(frame_ids: np.ndarray) -> np.ndarray:
+    """Keep the first id of each run of equal ids: (frames,) -> (runs,).
+
+    The tokenizer's CTC decoding merges repeats first too (itertools.groupby over tokens),
+    so decoding the runs gives the same text, without a Python step per frame of an hour.
+    Blanks stay: dropping them here would join the two A's of "A <pad> A".
+    """
+    if len(frame_ids) < 2:
+        return frame_ids
+    keep = np.empty(len(frame_ids), dtype=bool)
+    keep[0] = True
+    np.not_equal(frame_ids[1:], frame_ids[:-1], out=keep[1:])
+    return frame_ids[keep]
+
+
+def _float32_head(loaded: LoadedModel):  # -> torch.nn.Linear | None
+    """A float32 copy of the CTC head of a reduced-precision Wav2Vec2ForCTC, else None.
+
+    Wav2Vec2ForCTC computes ``lm_head(dropout(base_model(x)))``; in eval mode dropout is
+    the identity, so base model + this head gives the same logits, without rounding them
+    to bf16's 8-bit mantissa (which turns near-ties into ties that argmax breaks by index).
+    """
+    import copy
+
+    import torch
+    from transformers import Wav2Vec2ForCTC
+
+    model = loaded.model
+    if loaded.dtype == torch.float32 or type(model) is not Wav2Vec2ForCTC:
+        return None
+    return copy.deepcopy(model.lm_head).float()
+
+
 def normalize(samples: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance, as Wav2Vec2FeatureExtractor(do_normalize=True) does."""
     return (samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)
@@ -152,8 +186,12 @@ class Engine:
         self.loaded = loaded
         self.options = options
         self.keep_log_probs = keep_log_probs  # also return log-probs and frame positions
-        if options.num_threads > 0:
-            torch.set_num_threads(options.num_threads)
+        configure_threads(options.num_threads)
+        # On CPU the feature encoder runs as channels-last GEMMs from float32 audio (see
+        # feature_encoder.py); elsewhere the input is cast to the model's dtype.
+        self.float_input = prepare_for_inference(loaded.model, fast_encoder=loaded.device == "cpu")
+        self.head = _float32_head(loaded)
+        self.forward_s = 0.0  # seconds spent in forward(), for the benchmark's compute column
         config = loaded.model.config
         self.ratio = int(np.prod(config.conv_stride))  # input samples per logits frame (320)
         sr = loaded.sample_rate
@@ -167,19 +205,25 @@ class Engine:
         `log_probs`, a pair (ids, (batch, frames, vocab) float32 log-softmax)."""
         import torch
 
+        started = time.perf_counter()
         x = np.stack([normalize(s) if self.loaded.do_normalize else s for s in batch])
         with torch.inference_mode():
-            inputs = torch.from_numpy(x).to(self.loaded.device, self.loaded.dtype)
-            logits = self.loaded.model(inputs).logits  # (batch, frames, vocab)
+            dtype = torch.float32 if self.float_input else self.loaded.dtype
+            inputs = torch.from_numpy(x).to(self.loaded.device, dtype)
+            if self.head is None:
+                logits = self.loaded.model(inputs).logits  # (batch, frames, vocab)
+            else:  # a bf16/fp16 body with a float32 head: no ties made by rounding logits
+                hidden = self.loaded.model.base_model(inputs).last_hidden_state
+                logits = self.head(hidden.float())
             ids = logits.argmax(-1).cpu().numpy()
-            if log_probs:
-                return ids, torch.log_softmax(logits.float(), -1).cpu().numpy()
-            return ids
+            log_probs_out = torch.log_softmax(logits.float(), -1).cpu().numpy() if log_probs else None
+        self.forward_s += time.perf_counter() - started
+        return (ids, log_probs_out) if log_probs else ids
 
     def decode(self, frame_ids: np.ndarray) -> str:
         # skip_special_tokens stays False: skipping drops </s> before repeats are merged,
         # which is not what processor.batch_decode(logits.argmax(-1)) gives.
-        return self.loaded.processor.tokenizer.decode(frame_ids.tolist())
+        return self.loaded.processor.tokenizer.decode(collapse_repeats(frame_ids).tolist())
 
     # -- running -------------------------------------------------------------------------
     def _events(self, sources: list[AudioSource]) -> Iterator[tuple]:
@@ -237,6 +281,7 @@ class Engine:
 
     def run(self, sources: list[AudioSource]) -> Iterator[Transcription]:
         """Transcribe `sources` in order, yielding one Transcription per source."""
+        started = time.perf_counter()
         sr = self.loaded.sample_rate
         progress = self._progress(sources)
         pending: list[Chunk] = []
@@ -271,6 +316,9 @@ class Engine:
                     pending.append(payload)
                     continue
                 flush()
+                if index == len(sources) - 1:  # before the last yield: callers may stop there
+                    logger.debug("transcribed %d inputs in %.1f s (model forward %.2f s)", len(sources),
+                                 time.perf_counter() - started, self.forward_s)
                 if kind == "error":
                     kept.clear()
                     kept_log_probs.clear()
@@ -307,6 +355,4 @@ def transcribe_sources(
     loaded: LoadedModel, sources: list[AudioSource], options: InferenceConfig, keep_log_probs: bool = False
 ) -> Iterator[Transcription]:
     """Library entry point: transcribe AudioSources with a loaded CTC model."""
-    started = time.perf_counter()
     yield from Engine(loaded, options, keep_log_probs).run(sources)
-    logger.debug("transcribed %d inputs in %.1f s", len(sources), time.perf_counter() - started)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,35 @@ def pick_dtype(dtype: str, device: str) -> Any:
     return torch.float32
 
 
+_DEFAULT_THREADS: int | None = None  # torch's own default: OMP_NUM_THREADS, else one per physical core
+
+
+def configure_threads(num_threads: int = 0) -> int:
+    """Set torch's intra-op threads and return the count.
+
+    ``num_threads > 0`` is taken as given. 0 means torch's default (OMP_NUM_THREADS when
+    set -- torchrun sets it to 1 per process -- else one thread per physical core), shared
+    out among the processes a launcher started on this machine (LOCAL_WORLD_SIZE) when
+    OMP_NUM_THREADS is not set: processes that each spin one thread per core would only
+    fight over the cores.
+    """
+    import torch
+
+    global _DEFAULT_THREADS
+    if _DEFAULT_THREADS is None:
+        _DEFAULT_THREADS = torch.get_num_threads()
+    threads = num_threads if num_threads > 0 else _DEFAULT_THREADS
+    if num_threads <= 0 and not os.environ.get("OMP_NUM_THREADS"):
+        try:
+            processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        except ValueError:
+            processes = 1
+        threads = max(1, _DEFAULT_THREADS // processes)
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return threads
+
+
 @dataclass
 class LoadedModel:
     """A model ready for inference, with what is needed to feed and decode it."""
@@ -196,6 +226,26 @@ def load_pretraining_model(
     model = from_pretrained(Wav2Vec2ForPreTraining, name, revision)
     model.to(device=device, dtype=torch.float32).eval()
     return LoadedModel(name, model, feature_extractor, device, torch.float32)
+
+
+def load_with_fallback(load: Callable[..., LoadedModel], name: str, fallback: str | None,
+                       *args: Any, **kwargs: Any) -> LoadedModel:
+    """``load(name, ...)``; when `name` is not available and `fallback` is an installed
+    built-in model, ``load(fallback, ...)`` with one line on stderr saying so and why.
+
+    The CLI passes a fallback only for a default model the user did not name: an
+    explicitly named model never falls back, it fails with the clear error.
+    """
+    try:
+        return load(name, *args, **kwargs)
+    except ModelNotAvailableError:
+        if not fallback or fallback not in builtin_models():
+            raise
+    why = "HF_HUB_OFFLINE is set" if hub_offline() else "the hub cannot be reached"
+    logger.warning("%s is not in the local cache and %s: using the built-in '%s' model instead "
+                   "(trained on synthetic speech only; see %s)", name, why, fallback,
+                   builtin_models()[fallback] / "README.md")
+    return load(fallback, *args, **kwargs)
 
 
 def build_wav2vec2(model_cls: Any, architecture: dict, **overrides: Any) -> Any:

@@ -26,6 +26,7 @@ from .audio import find_audio_files
 from .checks import receptive_field
 from .config import Config
 from .decoding import DecodeOptions, Decoder
+from .distributed import Shard
 from .errors import AudioError
 from .inference import AudioSource, Transcription, file_source, transcribe_sources
 from .models import LoadedModel, local_path
@@ -242,6 +243,7 @@ def transcribe_paths(
     output_dir: str | Path | None = None,
     output_format: str = "txt",
     done: dict[str, dict] | None = None,
+    shard: Shard | None = None,
     decode: DecodeOptions | None = None,
     subtitles: SubtitleOptions | None = None,
 ) -> Iterator[Transcription]:
@@ -251,10 +253,14 @@ def transcribe_paths(
     Inputs in `done` (from ``finished_inputs``) are not run again: their earlier transcript
     comes back in its turn. `loaded` may be None when every input is done. `decode` picks
     greedy or beam search; formats that need times (json, srt, vtt, tsv) get word times and
-    confidences in the record's ``segments``, shaped by `subtitles` for srt and vtt.
+    confidences in the record's ``segments``, shaped by `subtitles` for srt and vtt. With a `shard`
+    (several processes), only this process's inputs are done and come back, in order;
+    output names are still made unique over all `paths`.
     """
     done = done or {}
     stems = dict(zip((str(p) for p in paths), output_stems(paths)))
+    if shard is not None:
+        paths = [paths[i] for i in shard.indices(len(paths))]
     todo = [p for p in paths if str(p) not in done]
     results: Iterator[Transcription] = iter(())
     writers = get_writers(output_format, subtitles) if output_dir else []

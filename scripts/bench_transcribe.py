@@ -1,0 +1,351 @@
+#!/usr/bin/env python
+"""Benchmark `w2v transcribe` against the transformers ASR pipeline, in one run.
+
+    .venv/bin/python scripts/bench_transcribe.py            # the README's table (~15 min, 2 cores)
+    .venv/bin/python scripts/bench_transcribe.py --pipeline-batch-sizes 1 --workloads files
+
+Workloads: the recordings in ../shared/data/speech/audio (79 files, 8.8 min, 16-48 kHz)
+and one 10-minute recording joined from them (16 kHz FLAC). Model: the wav2vec2-base-960h
+architecture (``Wav2Vec2Config()`` defaults) with random weights -- speed does not depend
+on the weights' values -- saved with a character processor. Systems, each a whole process
+(interpreter start-up, imports, model loading and audio decoding included):
+
+- the transformers ASR pipeline with its chunking recipe (chunk_length_s 20, stride 3 s on
+  each side, as w2v's defaults) at batch_size 1, 4 and 8; audio is read and resampled in
+  that process with the same soundfile + soxr code w2v uses (the pipeline would need
+  ffmpeg for that);
+- `w2v transcribe --dtype fp32` and `w2v transcribe` with its default dtype.
+
+Columns: wall time, real-time factor (wall / audio), throughput ratio to the best pipeline
+run, peak RSS (ru_maxrss of that process), the model forward time w2v logs (``--debug``),
+the floor -- model FLOPs (torch.utils.flop_counter, eager attention, no_grad, counted on
+the exact inputs each workload feeds the model) divided by the matmul GFLOP/s measured in
+this run, fp32 for fp32 rows and bf16 for bf16 rows -- and the character error rate of the
+transcripts against the pipeline's at batch_size 1 (random weights: a worst case for rounding, since every
+frame is a near-tie).
+
+Nothing is assumed: every number in the table is measured by this script, in this run.
+On a shared machine run it when `uptime` shows it idle, and use --repeats to keep the best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHUNK_S = 20.0  # seconds, w2v's default inference.chunk_s
+STRIDE_S = 3.0  # seconds each side, w2v's default inference.stride_s
+SAMPLE_RATE = 16000  # Hz
+JOINED_S = 600.0  # seconds in the joined recording
+
+
+# -- set-up --------------------------------------------------------------------------------
+
+
+def make_base_model(folder: Path) -> Path:
+    """wav2vec2-base(-960h) architecture, random weights, with a processor."""
+    if (folder / "model.safetensors").is_file():
+        return folder
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    from w2v_cli.testing import make_processor
+
+    processor = make_processor(folder)
+    config = Wav2Vec2Config(vocab_size=len(processor.tokenizer), pad_token_id=processor.tokenizer.pad_token_id,
+                            ctc_loss_reduction="sum")
+    torch.manual_seed(0)
+    Wav2Vec2ForCTC(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def make_joined_recording(files: list[Path], path: Path, seconds: float = JOINED_S) -> Path:
+    """The recordings one after another (16 kHz), from the start again until `seconds`."""
+    if path.is_file():
+        return path
+    import soundfile as sf
+
+    from w2v_cli.audio import load_audio
+
+    need = int(seconds * SAMPLE_RATE)
+    with sf.SoundFile(str(path), "w", SAMPLE_RATE, 1, "PCM_16", format="FLAC") as out:
+        written = 0
+        while written < need:
+            for f in files:
+                x = load_audio(f)[: need - written]
+                out.write(x)
+                written += len(x)
+                if written >= need:
+                    break
+    return path
+
+
+def make_long_recording(path: Path, minutes: int = 60) -> Path:
+    """A synthetic speech-like recording, written a minute at a time (never whole in memory)."""
+    if path.is_file():
+        return path
+    import soundfile as sf
+
+    from w2v_cli.testing import synth_speechlike
+
+    with sf.SoundFile(str(path), "w", SAMPLE_RATE, 1, "PCM_16", format="FLAC") as out:
+        for minute in range(minutes):
+            out.write(synth_speechlike(60.0, SAMPLE_RATE, seed=minute))
+    return path
+
+
+def matmul_gflops(dtype_name: str, repeats: int = 20) -> float:
+    """Best GFLOP/s of a (1000 x 768) @ (768 x 3072) GEMM, a wav2vec2-base FFN shape."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    a, b = torch.randn(1000, 768, dtype=dtype), torch.randn(768, 3072, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * 1000 * 768 * 3072 / best / 1e9
+
+
+def forward_lengths(durations_samples: list[int], chunked: bool) -> list[int]:
+    """Input lengths (samples) of the model calls w2v and the pipeline make."""
+    from w2v_cli.inference import iter_chunks
+
+    chunk, stride = int(CHUNK_S * SAMPLE_RATE), int(STRIDE_S * SAMPLE_RATE)
+    lengths = []
+    for n in durations_samples:
+        if not chunked:
+            lengths.append(n)
+            continue
+        lengths += [len(c.samples) for c in iter_chunks([np.zeros(n, np.float32)], chunk, stride, stride)]
+    return lengths
+
+
+def model_flops(model_dir: Path, lengths: list[int]) -> float:
+    """FLOPs of one forward per length: flop_counter, eager attention, no_grad, on meta
+    tensors (shapes only, so nothing is computed)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    config = Wav2Vec2Config.from_pretrained(model_dir)
+    config._attn_implementation = "eager"
+    with torch.device("meta"):
+        model = Wav2Vec2ForCTC(config).eval()
+    total = 0
+    cache: dict[int, int] = {}
+    for n in lengths:
+        if n not in cache:
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                model(torch.zeros(1, n, device="meta"))
+            cache[n] = counter.get_total_flops()
+        total += cache[n]
+    return float(total)
+
+
+# -- running the systems ---------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    workload: str
+    system: str
+    dtype: str  # fp32 | bf16
+    wall_s: float
+    cpu_s: float  # user + system time of the process, both threads
+    peak_rss_mb: float
+    texts: list[str]
+    forward_s: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def run_process(cmd: list[str], env: dict | None = None) -> tuple[float, float, float, str, str, int]:
+    """Run `cmd`; returns (wall s, CPU s, peak RSS MB, stdout, stderr, exit status)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        cpu = usage.ru_utime + usage.ru_stime
+        return wall, cpu, usage.ru_maxrss / 1024, out.read().decode(), err.read().decode(), proc.returncode
+
+
+def pipeline_worker(model_dir: str, batch_size: int, files: list[str], output: str) -> None:
+    """Runs inside its own process: the transformers pipeline over `files`."""
+    from transformers import pipeline
+
+    from w2v_cli.audio import load_audio
+
+    asr = pipeline("automatic-speech-recognition", model=model_dir, device="cpu")
+
+    def inputs():
+        for f in files:
+            yield {"raw": load_audio(f, SAMPLE_RATE), "sampling_rate": SAMPLE_RATE}
+
+    texts = [out["text"] for out in asr(inputs(), chunk_length_s=CHUNK_S, stride_length_s=STRIDE_S,
+                                         batch_size=batch_size)]
+    Path(output).write_text(json.dumps(texts))
+
+
+def run_pipeline(workload: str, model_dir: Path, files: list[Path], batch_size: int, env: dict) -> Run:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        output = f.name
+    cmd = [sys.executable, __file__, "--pipeline-worker", str(model_dir), str(batch_size), output,
+           *map(str, files)]
+    wall, cpu, rss, _, err, status = run_process(cmd, env)
+    if status != 0:
+        raise SystemExit(f"pipeline (batch_size {batch_size}) failed:\n{err[-3000:]}")
+    texts = json.loads(Path(output).read_text())
+    os.unlink(output)
+    return Run(workload, f"transformers pipeline, batch_size {batch_size}", "fp32", wall, cpu, rss, texts)
+
+
+def run_w2v(workload: str, model_dir: Path, files: list[Path], dtype: str | None, env: dict) -> Run:
+    w2v = Path(sys.executable).parent / "w2v"
+    cmd = [str(w2v), "transcribe", *map(str, files), "--model", str(model_dir), "--debug"]
+    if dtype:
+        cmd += ["--dtype", dtype]
+    wall, cpu, rss, out, err, status = run_process(cmd, env)
+    if status != 0:
+        raise SystemExit(f"w2v transcribe failed ({status}):\n{err[-3000:]}")
+    lines = out.rstrip("\n").split("\n")
+    texts = [line.split("\t", 1)[1] if len(files) > 1 else line for line in lines]
+    match = re.search(r"model forward ([\d.]+) s", err)
+    loaded = re.search(r"loaded .* in torch\.(\w+)", err)
+    resolved = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(loaded.group(1) if loaded else "", "?")
+    name = f"w2v transcribe --dtype {dtype}" if dtype else "w2v transcribe (default dtype)"
+    return Run(workload, name, resolved, wall, cpu, rss, texts, float(match.group(1)) if match else None)
+
+
+def cer(references: list[str], hypotheses: list[str]) -> float:
+    import jiwer
+
+    pairs = [(r, h) for r, h in zip(references, hypotheses) if r]
+    return jiwer.cer([r for r, _ in pairs], [h for _, h in pairs]) if pairs else 0.0
+
+
+# -- the table -------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--speech-dir", type=Path, default=Path(os.environ.get("W2V_SHARED", ROOT.parent / "shared"))
+                        / "data" / "speech")
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "w2v-bench",
+                        help="Where the random model and the joined recording are kept between runs.")
+    parser.add_argument("--pipeline-batch-sizes", default="1,4,8")
+    parser.add_argument("--workloads", default="files,joined",
+                        help="Comma-separated: files, joined, hour (a synthetic 60-minute file, w2v only).")
+    parser.add_argument("--repeats", type=int, default=1, help="Runs per system; the fastest is kept.")
+    parser.add_argument("--max-files", type=int, default=0, help="Only the first N recordings (a smoke test).")
+    args = parser.parse_args()
+
+    import soundfile as sf
+    import torch
+    import transformers
+
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    model_dir = make_base_model(args.work_dir / "wav2vec2-base-random")
+    files = sorted((args.speech_dir / "audio").glob("*.flac")) + sorted((args.speech_dir / "audio").glob("*.wav"))
+    files = files[: args.max_files] if args.max_files else files
+    if not files:
+        raise SystemExit(f"no recordings in {args.speech_dir / 'audio'}")
+    joined = make_joined_recording(files, args.work_dir / f"joined-{len(files)}-recordings-10min.flac")
+    workloads = {
+        "files": (f"{len(files)} recordings", files, False),
+        "joined": (f"{JOINED_S / 60:.0f}-minute recording", [joined], True),
+    }
+    wanted = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    if "hour" in wanted:  # memory in the file's length: w2v only (the pipeline holds it whole)
+        hour = make_long_recording(args.work_dir / "synthetic-60min.flac")
+        workloads["hour"] = ("60-minute recording", [hour], True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    load_before = os.getloadavg()
+    # The best matmul rate seen (before and after each workload) gives the lowest floor.
+    gflops = {d: matmul_gflops(d) for d in ("fp32", "bf16")}
+
+    measured = []  # (workload name, audio s, FLOPs, best run per system)
+    for key in wanted:
+        name, inputs, chunked = workloads[key]
+        durations = [sf.info(str(f)).duration for f in inputs]
+        lengths = forward_lengths([int(round(d * SAMPLE_RATE)) for d in durations], chunked)
+        flops = model_flops(model_dir, lengths)
+        best: dict[str, Run] = {}
+        for _ in range(args.repeats):
+            runs = [run_pipeline(name, model_dir, inputs, bs, env)
+                    for bs in ([int(b) for b in args.pipeline_batch_sizes.split(",") if b.strip()]
+                               if key != "hour" else [])]
+            runs += [run_w2v(name, model_dir, inputs, "fp32", env), run_w2v(name, model_dir, inputs, None, env)]
+            for r in runs:
+                if r.system not in best or r.wall_s < best[r.system].wall_s:
+                    best[r.system] = r
+        gflops = {d: max(g, matmul_gflops(d)) for d, g in gflops.items()}
+        measured.append((name, sum(durations), flops, best))
+
+    rows = []
+    for name, audio_s, flops, best in measured:
+        pipelines = [r for r in best.values() if r.system.startswith("transformers")]
+        reference = min(pipelines, key=lambda r: r.wall_s) if pipelines else None
+        # Transcripts are compared with batch_size 1: larger pipeline batches zero-pad
+        # (no attention mask for wav2vec2-base), which changes a group-norm model's logits.
+        exact = next((r for r in pipelines if r.system.endswith("batch_size 1")), reference)
+        for r in best.values():
+            floor_s = flops / (gflops[r.dtype if r.dtype in gflops else "fp32"] * 1e9)
+            rows.append({
+                "workload": f"{name} ({audio_s / 60:.1f} min)",
+                "system": r.system + (" ← best" if r is reference and len(pipelines) > 1 else ""),
+                "dtype": r.dtype,
+                "wall s": f"{r.wall_s:.1f}",
+                "RTF": f"{r.wall_s / audio_s:.3f}",
+                "× pipeline": f"{reference.wall_s / r.wall_s:.2f}" if reference else "-",
+                "CPU s": f"{r.cpu_s:.0f}",
+                "peak RSS MB": f"{r.peak_rss_mb:.0f}",
+                "forward s": f"{r.forward_s:.1f}" if r.forward_s is not None else "-",
+                "floor s (RTF)": f"{floor_s:.1f} ({floor_s / audio_s:.3f})",
+                "forward ÷ floor": f"{r.forward_s / floor_s:.2f}" if r.forward_s is not None else "-",
+                "CER vs pipeline bs 1": f"{cer(exact.texts, r.texts):.4f}" if exact and r is not exact else "-",
+            })
+    flops_per_s = {name: flops / audio_s / 1e9 for name, audio_s, flops, _ in measured}
+
+    load_after = os.getloadavg()
+    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+          f"{torch.__version__} ({torch.get_num_threads()} threads), transformers {transformers.__version__}; "
+          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after.")
+    print(f"Matmul (1000×768 @ 768×3072, best seen): {gflops['fp32']:.0f} GFLOP/s fp32, "
+          f"{gflops['bf16']:.0f} GFLOP/s bf16. Model FLOPs per audio second: "
+          + "; ".join(f"{w}: {g:.1f} GFLOP" for w, g in flops_per_s.items()) + ".")
+    print()
+    columns = list(rows[0])
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "|".join("---" for _ in columns) + "|")
+    for row in rows:
+        print("| " + " | ".join(row[c] for c in columns) + " |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--pipeline-worker":
+        model, batch, out, *paths = sys.argv[2:]
+        pipeline_worker(model, int(batch), paths, out)
+    else:
+        main()
