@@ -267,7 +267,9 @@ def main() -> None:
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     model_dir = make_base_model(args.work_dir / "wav2vec2-base-random")
-    files = sorted((args.speech_dir / "audio").glob("*.flac")) + sorted((args.speech_dir / "audio").glob("*.wav"))
+    from w2v_cli.audio import find_audio_files
+
+    files = find_audio_files(args.speech_dir / "audio")  # FLAC, WAV and MP3, 16-48 kHz
     files = files[: args.max_files] if args.max_files else files
     if not files:
         raise SystemExit(f"no recordings in {args.speech_dir / 'audio'}")
