@@ -47,3 +47,11 @@ def tiny_pretraining(tmp_path_factory) -> Path:
 def _offline(monkeypatch):
     # Tests never touch the network; the hub-unreachable path is tested explicitly.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+# Property tests explore the same examples on every run (the database is not kept between CI
+# runs), so a CI result never depends on luck; run with --hypothesis-seed=random to explore.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("w2v", derandomize=True, deadline=None)
+settings.load_profile("w2v")

@@ -65,3 +65,11 @@ def test_bad_files_raise_audio_error_naming_path(tmp_path, case, reason):
     with pytest.raises(AudioError) as e:
         load_audio(path)
     assert str(path) in str(e.value) and reason in str(e.value)
+
+
+def test_a_file_too_short_to_resample_is_refused_by_name(tmp_path):
+    # found by hypothesis: 1 frame at 32001 Hz gives no sample at 16 kHz
+    path = tmp_path / "one.wav"
+    sf.write(path, np.array([0.5], dtype=np.float32), 32001)
+    with pytest.raises(AudioError, match="one.wav: too short: 1 frame"):
+        load_audio(path)

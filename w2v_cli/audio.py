@@ -133,7 +133,8 @@ def stream_audio(
             # Streaming resampler: the same output as one-shot soxr.resample, block by block.
             resampler = soxr.ResampleStream(f.samplerate, sample_rate, 1, dtype="float32")
         frames_per_block = max(1, int(block_s * f.samplerate))
-        total = 0
+        total = 0  # frames read
+        produced = 0  # samples yielded, after resampling
         while True:
             try:
                 block = f.read(frames_per_block, dtype="float32", always_2d=True)
@@ -148,15 +149,19 @@ def stream_audio(
                 if resampler is not None:
                     mono = resampler.resample_chunk(mono, last=last)
                 if len(mono):
+                    produced += len(mono)
                     yield np.ascontiguousarray(mono, dtype=np.float32)
             elif resampler is not None and total:
                 tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
                 if len(tail):
+                    produced += len(tail)
                     yield tail
             if last:
                 break
         if total == 0:
             raise AudioError(path, "has no audio frames (zero-length recording)")
+        if produced == 0:  # e.g. 1 frame at 32 kHz resamples to nothing at 16 kHz
+            raise AudioError(path, f"too short: {total} frame(s) at {f.samplerate} Hz give no samples at {sample_rate} Hz")
 
 
 def load_audio(
