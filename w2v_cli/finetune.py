@@ -118,10 +118,7 @@ def build_model(config: Config, processor: Any) -> Any:
         layerdrop=config.train.layerdrop,
     )
     if config.model.architecture:
-        import torch
-
-        torch.manual_seed(config.train.seed)
-        model = build_wav2vec2(Wav2Vec2ForCTC, config.model.architecture, **overrides)
+        model = build_wav2vec2(Wav2Vec2ForCTC, config.model.architecture, config.train.seed, **overrides)
     else:
         model = from_pretrained(Wav2Vec2ForCTC, config.model.name, config.model.revision,
                                 ignore_mismatched_sizes=True, **overrides)

@@ -202,7 +202,6 @@ def load_ctc_model(
     name: str, device: str = "auto", dtype: str = "fp32", revision: str | None = None
 ) -> LoadedModel:
     """Load a CTC model and its processor (feature extractor + tokenizer)."""
-    import torch
     from transformers import AutoModelForCTC, Wav2Vec2Processor
 
     device = pick_device(device)
@@ -248,11 +247,14 @@ def load_with_fallback(load: Callable[..., LoadedModel], name: str, fallback: st
     return load(fallback, *args, **kwargs)
 
 
-def build_wav2vec2(model_cls: Any, architecture: dict, **overrides: Any) -> Any:
-    """A fresh, randomly initialised `model_cls` from `model.architecture` (Wav2Vec2Config
-    fields). Unknown fields are an error naming the closest valid one; impossible values
-    (a negative size, heads not dividing the hidden size) name the architecture."""
+def build_wav2vec2(model_cls: Any, architecture: dict, seed: int, **overrides: Any) -> Any:
+    """A fresh `model_cls` from `model.architecture` (Wav2Vec2Config fields), its random
+    weights drawn after seeding torch with `seed`. Unknown fields are an error naming the
+    closest valid one; impossible values (a negative size, heads not dividing the hidden
+    size) name the architecture."""
     import difflib
+
+    import torch
 
     from transformers import Wav2Vec2Config
 
@@ -264,6 +266,7 @@ def build_wav2vec2(model_cls: Any, architecture: dict, **overrides: Any) -> Any:
             match = difflib.get_close_matches(key, sorted(valid), n=1)
             hint = f"; did you mean '{match[0]}'?" if match else ""
             raise ConfigError(f"model.architecture: unknown Wav2Vec2Config field '{key}'{hint}")
+    torch.manual_seed(seed)
     try:
         return model_cls(Wav2Vec2Config(**{**architecture, **overrides}))
     except (TypeError, ValueError, RuntimeError) as e:

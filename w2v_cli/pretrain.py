@@ -37,7 +37,6 @@ def gumbel_temperature(step: int, config: Config) -> float:
 
 def build_pretraining_model(config: Config) -> tuple[Any, Any]:
     """(Wav2Vec2ForPreTraining, feature extractor), fresh or from model.name."""
-    import torch
     from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2ForPreTraining
 
     overrides = dict(
@@ -48,8 +47,7 @@ def build_pretraining_model(config: Config) -> tuple[Any, Any]:
         layerdrop=config.train.layerdrop,
     )
     if config.model.architecture:
-        torch.manual_seed(config.train.seed)
-        model = build_wav2vec2(Wav2Vec2ForPreTraining, config.model.architecture, **overrides)
+        model = build_wav2vec2(Wav2Vec2ForPreTraining, config.model.architecture, config.train.seed, **overrides)
         layer_norm = model.config.feat_extract_norm == "layer"
         feature_extractor = Wav2Vec2FeatureExtractor(
             sampling_rate=config.audio.sample_rate, do_normalize=True, return_attention_mask=layer_norm)
