@@ -29,6 +29,19 @@ def speech_rows(speech_dir: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
+def speech_manifest(speech_dir, speech_rows):
+    """Write a manifest of the shared recordings with the given ids: (path, ids) -> path."""
+
+    def write(path: Path, ids) -> Path:
+        rows = [r for r in speech_rows if r["id"] in ids]
+        path.write_text("id\tpath\ttext\n" + "".join(
+            f"{r['id']}\t{speech_dir / r['path']}\t{r['text']}\n" for r in rows))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
 def tiny_ctc(tmp_path_factory) -> Path:
     return make_tiny_ctc_model(tmp_path_factory.mktemp("tiny-ctc"), seed=1)
 

@@ -22,13 +22,9 @@ SHORT = ("1089-134691-0000", "LJ001-0002", "cmu_arctic_us_axb_a0005")  # 2.1 s, 
 
 
 @pytest.fixture()
-def manifest(tmp_path, speech_dir, speech_rows):
+def manifest(tmp_path, speech_manifest):
     """Three short shared recordings (one with punctuation and mixed case in its text)."""
-    rows = [r for r in speech_rows if r["id"] in SHORT]
-    path = tmp_path / "short.tsv"
-    path.write_text("id\tpath\ttext\n" + "".join(
-        f"{r['id']}\t{speech_dir / r['path']}\t{r['text']}\n" for r in rows))
-    return path
+    return speech_manifest(tmp_path / "short.tsv", SHORT)
 
 
 def quiet_config(**sections) -> Config:

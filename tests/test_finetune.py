@@ -24,12 +24,8 @@ FOUR = ["1988-24833-0000", "2412-153948-0002", "3752-4944-0000", "3752-4944-0001
 
 
 @pytest.fixture()
-def four_manifest(tmp_path, speech_dir, speech_rows):
-    rows = [r for r in speech_rows if r["id"] in FOUR]
-    path = tmp_path / "four.tsv"
-    path.write_text("id\tpath\ttext\n" + "".join(
-        f"{r['id']}\t{speech_dir / r['path']}\t{r['text']}\n" for r in rows))
-    return path
+def four_manifest(tmp_path, speech_manifest):
+    return speech_manifest(tmp_path / "four.tsv", FOUR)
 
 
 def tiny_config(tmp_path, train, extra=()):
