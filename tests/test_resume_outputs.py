@@ -134,3 +134,16 @@ def test_kill_9_mid_batch_then_resume_completes(tiny_ctc, tmp_path):
     for line in clean.stdout.strip().split("\n"):
         path, text = line.split("\t")
         assert (out / f"{Path(path).stem}.txt").read_text() == text + "\n"
+
+
+def test_sidecar_records_the_dtype_auto_resolved_to(tiny_ctc, inputs, tmp_path):
+    from w2v_cli.models import cpu_has_bf16
+
+    out = tmp_path / "out"
+    transcribe(tiny_ctc, inputs, out, "--dtype", "auto", "--device", "cpu")
+    actual = "bf16" if cpu_has_bf16() else "fp32"
+    assert json.loads((out / ".clip0.w2v.json").read_text())["fingerprint"]["dtype"] == actual
+    # the same dtype asked for by name is the same run; the other one is not
+    assert "skipping 3 of 3" in transcribe(tiny_ctc, inputs, out, "--dtype", actual, "--device", "cpu").stderr
+    other = "fp32" if actual == "bf16" else "bf16"
+    assert "skipping" not in transcribe(tiny_ctc, inputs, out, "--dtype", other, "--device", "cpu").stderr

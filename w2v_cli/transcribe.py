@@ -130,7 +130,7 @@ def fingerprint(config: Config, decode: DecodeOptions | None = None) -> dict:
     are left out: batches hold equal-length chunks, so they do not change the text."""
     identity = {
         "model": model_identity(config.model.name, config.model.revision),
-        "dtype": config.inference.dtype,
+        "dtype": resolved_dtype(config),
         "chunk_s": config.inference.chunk_s,
         "stride_s": config.inference.stride_s,
         "sample_rate": config.audio.sample_rate,
@@ -138,6 +138,19 @@ def fingerprint(config: Config, decode: DecodeOptions | None = None) -> dict:
     if decode is not None and decode.decoder != "greedy":  # greedy sidecars stay as they were
         identity["decode"] = decode_identity(decode)
     return identity
+
+
+def resolved_dtype(config: Config) -> str:
+    """The dtype `auto` stands for on this machine: a sidecar made in bf16 must not be taken
+    as done by an fp32 run, nor the reverse, whichever way either was asked for."""
+    import torch
+
+    from w2v_cli.models import pick_device, pick_dtype
+
+    if config.inference.dtype != "auto":
+        return config.inference.dtype
+    names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+    return names[pick_dtype("auto", pick_device(config.inference.device))]
 
 
 def decode_identity(decode: DecodeOptions) -> dict:
