@@ -14,8 +14,8 @@ VENV=${VENV:-.venv}
 W2V="$VENV/bin/w2v"
 PY="$VENV/bin/python"
 HOURS=${HOURS:-6}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-300}
-FINETUNE_STEPS=${FINETUNE_STEPS:-600}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
+FINETUNE_STEPS=${FINETUNE_STEPS:-3000}
 COMPARE=${COMPARE:-1}
 
 bash scripts/install_tts.sh "$VENV"
@@ -24,7 +24,22 @@ bash scripts/install_tts.sh "$VENV"
 { head -41 data/synth/heldout_hibari.tsv; tail -n +2 data/synth/heldout_espeak.tsv | head -40; } > data/synth/heldout_small.tsv
 
 "$W2V" pretrain --config configs/demo-pretrain.yaml --max-steps "$PRETRAIN_STEPS"
-"$W2V" pretrain-check --model runs/demo-pretrain --json > runs/demo-pretrain/pretrain-check.json || true
+# pretrain-check on the bundled synthesized example (the model's domain) and on the bundled
+# LibriSpeech recording (real speech, which it never heard); then a random model of the
+# same architecture (the control: it must fail)
+SYNTH_AUDIO=w2v_cli/assets/audio/synth-hibari-4350-9170-0007.flac
+REAL_AUDIO=w2v_cli/assets/audio/librispeech-1272-128104-0000.flac
+"$W2V" pretrain-check --model runs/demo-pretrain --audio "$SYNTH_AUDIO" --json > runs/demo-pretrain/pretrain-check.json || true
+"$W2V" pretrain-check --model runs/demo-pretrain --audio "$REAL_AUDIO" --json > runs/demo-pretrain/pretrain-check-real.json || true
+"$PY" - <<'PYEOF'
+from w2v_cli.config import load_config
+from w2v_cli.pretrain import build_pretraining_model
+model, feature_extractor = build_pretraining_model(load_config("configs/demo-pretrain.yaml"))
+model.save_pretrained("runs/demo-pretrain-random")
+feature_extractor.save_pretrained("runs/demo-pretrain-random")
+PYEOF
+"$W2V" pretrain-check --model runs/demo-pretrain-random --audio "$SYNTH_AUDIO" --json \
+  > runs/demo-pretrain/pretrain-check-random.json || true
 "$W2V" finetune --config configs/demo.yaml --max-steps "$FINETUNE_STEPS"
 for family in hibari espeak; do
   "$W2V" eval --model runs/demo --dataset "data/synth/heldout_$family.tsv" --set text.case=upper \

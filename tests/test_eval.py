@@ -75,7 +75,7 @@ class FakeEngine:
         self.hypotheses = hypotheses
         self.sources = []
 
-    def __call__(self, loaded, sources, options):
+    def __call__(self, loaded, sources, options, keep_log_probs=False):
         self.sources = sources
         for source in sources:
             text = self.hypotheses[source.key]
@@ -167,6 +167,33 @@ def test_cli_eval_bad_input(tiny_ctc, tmp_path):
     manifest.write_text("path\ttext\nmissing.flac\thello\n")
     result = runner.invoke(cli, ["eval", "-d", str(manifest), "-m", str(tiny_ctc)])
     assert result.exit_code == 1 and "no usable utterances (missing: " in result.stderr
+
+
+def test_eval_beam_search_with_an_lm_is_what_transcribe_gives(tiny_ctc, manifest, tmp_path):
+    pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    from w2v_cli.lm import build_lm
+
+    (tmp_path / "lm.txt").write_text("IN BEING COMPARATIVELY MODERN\nHELLO WORLD\n")
+    build_lm(tmp_path / "lm.txt", tmp_path / "lm.arpa", 2)
+    beam = ["--lm", str(tmp_path / "lm.arpa"), "--alpha", "2", "--beta", "1", "--beam-width", "8"]
+    runner = CliRunner()
+    result = runner.invoke(cli, ["eval", "-d", str(manifest), "-m", str(tiny_ctc), "-q", *beam,
+                                 "-o", str(tmp_path / "beam")])
+    assert result.exit_code == 0, result.output
+    assert "beam 8, LM " in result.stdout
+    summary = json.loads((tmp_path / "beam" / "summary.json").read_text())
+    assert summary["decoder"].startswith("beam 8, LM ") and "alpha 2, beta 1" in summary["decoder"]
+    hyps = [r["hypothesis"] for r in read_jsonl(tmp_path / "beam" / "utterances.jsonl")]
+    paths = [line.split("\t")[1] for line in manifest.read_text().splitlines()[1:]]
+    printed = runner.invoke(cli, ["transcribe", *paths, "-m", str(tiny_ctc), "-q", *beam])
+    assert printed.exit_code == 0, printed.output
+    assert hyps == [normalize_text(line.split("\t", 1)[1]) for line in printed.stdout.splitlines()]
+    greedy = runner.invoke(cli, ["eval", "-d", str(manifest), "-m", str(tiny_ctc), "-q", "-o", str(tmp_path / "greedy")])
+    assert greedy.exit_code == 0 and "decoder" in greedy.stdout, greedy.output
+    greedy_hyps = [r["hypothesis"] for r in read_jsonl(tmp_path / "greedy" / "utterances.jsonl")]
+    assert json.loads((tmp_path / "greedy" / "summary.json").read_text())["decoder"] == "greedy"
+    assert greedy_hyps != hyps  # the LM (alpha 2) moved the random model's output
 
 
 def test_cli_eval_help():

@@ -118,6 +118,36 @@ def model_options(f: Callable) -> Callable:
     return f
 
 
+def decoder_options(f: Callable) -> Callable:
+    """--decoder, --beam-width, --lm, --alpha, --beta, --hotwords and --hotword-weight, given
+    to the command as one `decode` argument (a decoding.DecodeOptions)."""
+
+    @click.option("--decoder", type=click.Choice(["greedy", "beam"]), default=None,
+                  help="CTC decoding (default greedy; beam when --lm or --hotwords is given).")
+    @click.option("--beam-width", type=click.IntRange(1), default=100, show_default=True,
+                  help="Beams kept per frame.")
+    @click.option("--lm", "lm_path", type=click.Path(exists=True, dir_okay=False), default=None,
+                  help="n-gram LM for beam search: ARPA or KenLM binary (see `w2v build-lm`).")
+    @click.option("--alpha", type=float, default=0.5, show_default=True, help="LM weight.")
+    @click.option("--beta", type=float, default=1.5, show_default=True, help="Word insertion bonus.")
+    @click.option("--hotwords", default=None, metavar="WORD[,WORD...]",
+                  help="Comma-separated words or phrases for beam search to favour.")
+    @click.option("--hotword-weight", type=float, default=10.0, show_default=True, help="How much to favour them.")
+    @functools.wraps(f)
+    def wrapper(*args: Any, decoder: str | None, beam_width: int, lm_path: str | None, alpha: float,
+                beta: float, hotwords: str | None, hotword_weight: float, **kwargs: Any) -> Any:
+        from .decoding import BeamOptions, DecodeOptions
+
+        words = [w.strip() for w in (hotwords or "").split(",") if w.strip()]
+        if decoder == "greedy" and (lm_path or words):
+            raise click.UsageError("--lm and --hotwords need --decoder beam")
+        decode = DecodeOptions(decoder or ("beam" if lm_path or words else "greedy"),
+                               BeamOptions(beam_width, lm_path, alpha, beta, words, hotword_weight))
+        return f(*args, decode=decode, **kwargs)
+
+    return wrapper
+
+
 def implicit_default(flag: str | None, key: str) -> bool:
     """Whether the config's `key` (e.g. model.name) is the built-in default that nobody named:
     no flag, no --set, not in the --config file. Only such a model may fall back to a
@@ -182,16 +212,7 @@ def cli() -> None:
               help="srt/vtt: words per subtitle line (default: no limit).")
 @click.option("--max-line-count", type=click.IntRange(1), default=1, show_default=True,
               help="srt/vtt: lines per subtitle cue.")
-@click.option("--decoder", type=click.Choice(["greedy", "beam"]), default=None,
-              help="CTC decoding (default greedy; beam when --lm or --hotwords is given).")
-@click.option("--beam-width", type=click.IntRange(1), default=100, show_default=True, help="Beams kept per frame.")
-@click.option("--lm", "lm_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="n-gram LM for beam search: ARPA or KenLM binary (see `w2v build-lm`).")
-@click.option("--alpha", type=float, default=0.5, show_default=True, help="LM weight.")
-@click.option("--beta", type=float, default=1.5, show_default=True, help="Word insertion bonus.")
-@click.option("--hotwords", default=None, metavar="WORD[,WORD...]",
-              help="Comma-separated words or phrases for beam search to favour.")
-@click.option("--hotword-weight", type=float, default=10.0, show_default=True, help="How much to favour them.")
+@decoder_options
 @click.option("--overwrite", is_flag=True,
               help="Redo inputs whose outputs in --output-dir were made with the same model and options.")
 @config_options
@@ -199,8 +220,7 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
                batch_size: int | None, chunk_s: float | None, stride_s: float | None,
                num_threads: int | None, output_dir: str | None, output_format: str,
                overwrite: bool, max_line_width: int | None, max_words_per_line: int | None,
-               max_line_count: int, decoder: str | None, beam_width: int, lm_path: str | None,
-               alpha: float, beta: float, hotwords: str | None, hotword_weight: float) -> None:
+               max_line_count: int, decode: Any) -> None:
     """Transcribe audio files: greedy CTC decoding, or beam search with an n-gram LM.
 
     PATH may be a file, a folder (searched recursively for audio) or a glob pattern.
@@ -219,7 +239,6 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
       torchrun --nproc_per_node 2 -m w2v_cli.cli transcribe recordings/ > all.tsv
     """
     from .distributed import current_shard, in_input_order
-    from .decoding import BeamOptions, DecodeOptions
     from .timestamps import SubtitleOptions
     from .transcribe import expand_inputs, finished_inputs, transcribe_paths
     from .writers import get_writers
@@ -236,11 +255,6 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
     for key, error in failures:
         click.echo(f"error: {key}: {error}", err=True)
     total = len(paths) + len(bad_args)
-    words = [w.strip() for w in (hotwords or "").split(",") if w.strip()]
-    if decoder == "greedy" and (lm_path or words):
-        raise click.UsageError("--lm and --hotwords need --decoder beam")
-    decode = DecodeOptions(decoder or ("beam" if lm_path or words else "greedy"),
-                           BeamOptions(beam_width, lm_path, alpha, beta, words, hotword_weight))
     subtitles = SubtitleOptions(max_line_width, max_words_per_line, max_line_count)
     done = finished_inputs(paths, config, output_dir, output_format, get_writers(output_format, subtitles),
                            decode=decode) if output_dir and not overwrite else {}
@@ -280,10 +294,11 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
 @click.option("--text-column", default=None, help="Transcript column of an hf: dataset or manifest (default: guessed).")
 @click.option("--max-items", type=int, default=None, help="Evaluate only the first N utterances.")
 @click.option("--batch-size", type=int, default=None, help="Chunks per forward pass.")
+@decoder_options
 @config_options
 def eval_cmd(dataset: str | None, model: str | None, device: str | None, dtype: str | None,
              output_dir: str | None, audio_column: str | None, text_column: str | None,
-             max_items: int | None, batch_size: int | None) -> None:
+             max_items: int | None, batch_size: int | None, decode: Any) -> None:
     """Measure the WER and CER of a CTC model on a dataset.
 
     References and transcripts are normalised alike before scoring (lower-case,
@@ -297,6 +312,7 @@ def eval_cmd(dataset: str | None, model: str | None, device: str | None, dtype: 
       w2v eval --dataset librispeech_dummy -o eval-out
       w2v eval --dataset LibriSpeech/test-clean --max-items 200
       w2v eval --dataset hf:./my-saved-dataset:test --text-column sentence
+      w2v eval --dataset test.tsv --model ./my-model --lm domain.arpa --alpha 0.5 --beta 1.0
     """
     from .data import load_dataset
     from .evaluate import evaluate, format_table, summary_rows
@@ -309,7 +325,7 @@ def eval_cmd(dataset: str | None, model: str | None, device: str | None, dtype: 
     data = load_dataset(config.eval.dataset or config.data.eval, config.data)
     logger.info("dataset %s: %d utterances, %.2f h", data.name, len(data.utterances), data.duration_s / 3600)
     loaded = load_ctc(config, model)
-    result = evaluate(loaded, data, config, config.eval.output_dir or None)
+    result = evaluate(loaded, data, config, config.eval.output_dir or None, decode=decode)
     for uid, reason in result.skipped:
         click.echo(f"skipped: {uid}: {reason}", err=True)
     if result.skipped:

@@ -169,8 +169,8 @@ class Decoder:
         timestamps are asked for, else None."""
         from .timestamps import frame_span_words, greedy_words, model_clock, segment_words
 
-        if result.error is not None:
-            return None
+        if result.error is not None or (self.beam is None and not self.timestamps):
+            return None  # greedy text as the engine gave it, no times asked for
         words = None
         clock = model_clock(self.loaded, result.frame_samples)
         if self.beam is not None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from .config import Config
 from .data import Dataset
+from .decoding import Decoder, DecodeOptions
 from .errors import DataError
 from .inference import AudioSource, transcribe_sources
 from .models import LoadedModel
@@ -72,6 +73,7 @@ class EvalResult:
     wall_s: float  # seconds spent reading audio and running the model
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, reason), not scored
     scores: list[UtteranceScore] = field(default_factory=list, repr=False)
+    decoder: str = "greedy"  # describe_decoder(): greedy, or beam with its width, LM and weights
 
     @property
     def reference_words(self) -> int:
@@ -92,6 +94,7 @@ class EvalResult:
             "dataset": self.dataset,
             "model": self.model,
             "normalization": self.normalization,
+            "decoder": self.decoder,
             "wer": self.wer,
             "cer": self.cer,
             "substitutions": self.substitutions,
@@ -149,6 +152,7 @@ def evaluate(
     dataset: Dataset,
     config: Config,
     output_dir: str | Path | None = None,
+    decode: DecodeOptions | None = None,
 ) -> EvalResult:
     """Transcribe every utterance of `dataset` with `loaded` and score it against its
     transcript. `loaded` may be a model in training: it is put in eval mode for the run and
@@ -156,7 +160,8 @@ def evaluate(
 
     Items the dataset reader skipped, and utterances whose audio fails to read here, are
     listed in `skipped` and not scored. With data.on_bad_item 'stop' the first failure
-    raises. Raises DataError when no utterance could be scored. With `output_dir`, writes
+    raises. Raises DataError when no utterance could be scored. `decode` picks greedy (the
+    default) or beam search, with or without an n-gram LM, exactly as `w2v transcribe` does. With `output_dir`, writes
     utterances.jsonl, summary.json and report.md there.
     """
     sr = loaded.sample_rate
@@ -168,7 +173,8 @@ def evaluate(
     was_training = bool(getattr(model, "training", False))
     model.eval()  # dropout and SpecAugment masking off, whatever the caller was doing
     started = time.perf_counter()
-    results = transcribe_sources(loaded, sources, config.inference)
+    decoder = Decoder(loaded, decode)
+    results = transcribe_sources(loaded, sources, config.inference, decoder.keep_log_probs)
     try:
         for utt, result in zip(dataset.utterances, results):
             assert result.key == utt.id, "the engine yields one result per source, in order"
@@ -178,6 +184,7 @@ def evaluate(
                                     f"fix it or set data.on_bad_item=skip")
                 skipped.append((utt.id, result.error))
                 continue
+            decoder.finish(result)
             reference = normalize_text(utt.text, config.text)
             if not reference:
                 skipped.append((utt.id, "empty transcript after normalisation"))
@@ -193,9 +200,22 @@ def evaluate(
         reasons = "; ".join(f"{uid}: {reason}" for uid, reason in skipped[:5])
         raise DataError(f"dataset {dataset.name}: no utterance could be scored ({reasons})")
     result = summarize(scores, skipped, dataset.name, loaded.name, describe_normalization(config.text), wall_s)
+    result.decoder = describe_decoder(decoder.options)
     if output_dir is not None:
         write_report(result, output_dir, config.eval.worst)
     return result
+
+
+def describe_decoder(decode: DecodeOptions) -> str:
+    if decode.decoder == "greedy":
+        return "greedy"
+    beam = decode.beam
+    text = f"beam {beam.beam_width}"
+    if beam.lm_path:
+        text += f", LM {beam.lm_path} (alpha {beam.alpha:g}, beta {beam.beta:g})"
+    if beam.hotwords:
+        text += f", {len(beam.hotwords)} hotwords (weight {beam.hotword_weight:g})"
+    return text
 
 
 # -- output -------------------------------------------------------------------------------
@@ -214,6 +234,7 @@ def summary_rows(result: EvalResult) -> list[tuple[str, str]]:
         ("speed", f"RTF {result.rtf:.4f}, {result.audio_s_per_s:.1f} s of audio per second"),
         ("skipped", f"{len(result.skipped)}"),
         ("normalisation", result.normalization),
+        ("decoder", result.decoder),
     ]
 
 
