@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.w2v-installed
 LM_STAMP := $(VENV)/.w2v-lm-installed
-DEMO_AUDIO := w2v_cli/assets/audio/librispeech-1272-128104-0000.flac
+DEMO_AUDIO := w2v_cli/assets/audio/synth-hibari-4350-9170-0007.flac
 
 .PHONY: install install-lm demo test clean
 

@@ -85,6 +85,26 @@ fine-tuned on your data.
 """
 
 
+def set_table(report: dict | None, random_report: dict | None) -> str:
+    """The check over held-out sets (scripts/pretrain_check_set.py), with the random control."""
+    if not report:
+        return ""
+    rows = ["| recordings | model | mean masked cosine | min | max | share > 0.5 | mean shuffled |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, row in report["sets"].items():
+        for label, source in (("demo-pretrain", report), ("random weights", random_report)):
+            r = (source or {}).get("sets", {}).get(name)
+            if r:
+                rows.append(f"| {name} ({r['recordings']}) | {label} | {r['mean']:.3f} | {r['min']:.3f} | "
+                            f"{r['max']:.3f} | {r['share_passing']:.2f} | {r['mean_shuffled']:.3f} |")
+    return "\n".join(rows) + "\n"
+
+
+def steps_line(state: dict) -> str:
+    return (f"{state.get('step', '?')} steps, {state.get('audio_s', 0) / 3600:.1f} h of audio seen, "
+            f"{state.get('elapsed_s', 0) / 60:.0f} min on the shared 2-core CPU")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", default=str(ROOT / "runs"))
@@ -95,48 +115,75 @@ def main() -> None:
     if size > MAX_BYTES:
         sys.exit(f"package_demo: the two models take {size / 2**20:.1f} MB, over the 25 MB budget")
 
-    pre_state = read_json(runs / "demo-pretrain" / "trainer_state.json") or {}
-    check = read_json(runs / "demo-pretrain" / "pretrain-check.json")
-    random_check = read_json(runs / "demo-pretrain" / "pretrain-check-random.json")
+    pre = runs / "demo-pretrain"
+    pre_state = read_json(pre / "trainer_state.json") or {}
+    check = read_json(pre / "pretrain-check.json")
+    random_check = read_json(pre / "pretrain-check-random.json")
+    real_check = read_json(pre / "pretrain-check-real.json")
+    sets = read_json(pre / "pretrain-check-sets.json")
+    random_sets = read_json(pre / "pretrain-check-sets-random.json")
+    stage1_state = read_json(runs / "demo-stage1" / "trainer_state.json") or {}
     fine_state = read_json(runs / "demo" / "trainer_state.json") or {}
-    hibari = read_json(runs / "demo" / "eval-hibari" / "summary.json")
-    espeak = read_json(runs / "demo" / "eval-espeak" / "summary.json")
-    rnd_hibari = read_json(runs / "demo-random" / "eval-hibari" / "summary.json")
-    rnd_espeak = read_json(runs / "demo-random" / "eval-espeak" / "summary.json")
     rnd_state = read_json(runs / "demo-random" / "trainer_state.json") or {}
+
+    def summary(run: str, family: str) -> dict | None:
+        return read_json(runs / run / f"eval-{family}" / "summary.json")
+
     pre_config = read_json(ASSETS / "demo-pretrain" / "config.json")
     fine_config = read_json(ASSETS / "demo" / "config.json")
 
-    check_text = "not measured"
+    def check_line(result: dict) -> str:
+        return (f"masked cosine similarity {result['cosine_masked']:.3f} "
+                f"({'PASS' if result['passed'] else 'FAIL'} at threshold {result['threshold']}); "
+                f"unmasked {fmt(result['cosine_unmasked'])}, shuffled targets {result['cosine_shuffled']:.3f}")
+
+    lines = []
     if check:
-        check_text = (f"masked cosine similarity {check['cosine_masked']:.3f} "
-                      f"({'PASS' if check['passed'] else 'FAIL'} at threshold {check['threshold']}); "
-                      f"unmasked {fmt(check['cosine_unmasked'])}, shuffled targets {check['cosine_shuffled']:.3f}")
+        lines.append(f"- `w2v pretrain-check --model demo-pretrain` (default audio for this model: "
+                     f"`{Path(check['audio']).name}`, synthesized, held out): {check_line(check)}.")
     if random_check:
-        check_text += (f". A random model of the same architecture: {random_check['cosine_masked']:.3f} "
-                       f"({'PASS' if random_check['passed'] else 'FAIL'})")
+        lines.append(f"- A random model of the same architecture on the same recording: {check_line(random_check)}.")
+    if real_check:
+        lines.append(f"- On `{Path(real_check['audio']).name}` (real human speech, never heard in "
+                     f"training): {check_line(real_check)}.")
+    checks = "\n".join(lines) or "- `w2v pretrain-check`: not measured."
     (ASSETS / "demo-pretrain" / "README.md").write_text(f"""# demo-pretrain: a small wav2vec2 pretrained on synthetic English speech
 
 `w2v pretrain-check --model demo-pretrain` and `w2v finetune` start from it; it is the
 offline fallback of `w2v pretrain-check` when `patrickvonplaten/wav2vec2-base` is unavailable.
 
 - Architecture: Wav2Vec2ForPreTraining, {architecture(pre_config)}; {count_params(ASSETS / 'demo-pretrain') / 1e6:.2f} M parameters.
-- Recipe: `w2v pretrain --config configs/demo-pretrain.yaml` (scripts/train_demo.sh).
-- Steps: {pre_state.get('step', '?')}, {pre_state.get('audio_s', 0) / 3600:.1f} h of audio seen,
-  {pre_state.get('elapsed_s', 0) / 60:.0f} min on a shared 2-core CPU.
-- `w2v pretrain-check --model demo-pretrain`: {check_text}.
+- Recipe: `w2v pretrain --config configs/demo-pretrain.yaml` (scripts/train_demo.sh):
+  {steps_line(pre_state)}.
+
+## The masked contrastive check
+{checks}
+
+Over held-out recordings (`scripts/pretrain_check_set.py`, same mask settings, seed 0):
+
+{set_table(sets, random_sets)}
+The check passes on the voice it knows best (hibari-tts) and fails on espeak-ng voices and
+real speech, where its predictions are still better than chance (against shuffled targets)
+but not by the margin the 0.5 threshold asks for.
 
 {ATTRIBUTION}
 {NOT_FOR}""")
 
+    hibari = summary("demo", "hibari")
+    if hibari and hibari["wer"] <= 0.10:
+        verdict = "On the hibari voice it meets the project's target (WER at most 0.10)."
+    else:
+        verdict = ("It misses the project's target of WER at most 0.10 on the hibari voice: about an hour of "
+                   "training on two CPU cores was not enough for this architecture. It shows that the recipe "
+                   "runs and learns; it is not yet a usable recogniser, even of synthetic speech.")
     compare = ""
-    if rnd_hibari or rnd_espeak:
+    if summary("demo-random", "hibari") or summary("demo-random", "espeak"):
         compare = f"""
-## Pretraining vs. random initialisation (same fine-tuning steps and data)
+## Pretraining vs. random initialisation (stage 1: same fine-tuning steps, data and settings)
 | start | held-out WER, hibari | held-out WER, espeak-ng | steps |
 | --- | --- | --- | --- |
-| demo-pretrain | {fmt(hibari and hibari['wer'])} | {fmt(espeak and espeak['wer'])} | {fine_state.get('step', '?')} |
-| random weights | {fmt(rnd_hibari and rnd_hibari['wer'])} | {fmt(rnd_espeak and rnd_espeak['wer'])} | {rnd_state.get('step', '?')} |
+| demo-pretrain | {fmt((summary('demo-stage1', 'hibari') or {}).get('wer'))} | {fmt((summary('demo-stage1', 'espeak') or {}).get('wer'))} | {stage1_state.get('step', '?')} |
+| random weights | {fmt((summary('demo-random', 'hibari') or {}).get('wer'))} | {fmt((summary('demo-random', 'espeak') or {}).get('wer'))} | {rnd_state.get('step', '?')} |
 """
     (ASSETS / "demo" / "README.md").write_text(f"""# demo: a small wav2vec2 CTC model for synthetic English speech
 
@@ -145,16 +192,18 @@ offline fallback of `w2v pretrain-check` when `patrickvonplaten/wav2vec2-base` i
 
 - Architecture: Wav2Vec2ForCTC, {architecture(fine_config)}; {count_params(ASSETS / 'demo') / 1e6:.2f} M parameters; character vocabulary of {fine_config['vocab_size']} tokens
   (upper-case letters, apostrophe, `|` between words).
-- Recipe: `w2v finetune --config configs/demo.yaml`, starting from `demo-pretrain`
-  (scripts/train_demo.sh runs corpus, pretraining, fine-tuning, evaluation and packaging).
-- Steps: {fine_state.get('step', '?')}, {fine_state.get('audio_s', 0) / 3600:.1f} h of audio seen,
-  {fine_state.get('elapsed_s', 0) / 60:.0f} min on a shared 2-core CPU.
+- Recipe (scripts/train_demo.sh: corpus, pretraining, fine-tuning, evaluation, packaging):
+  stage 1 `w2v finetune --config configs/demo-stage1.yaml` from `demo-pretrain`,
+  {steps_line(stage1_state)}; stage 2 `w2v finetune --config configs/demo.yaml` from stage 1,
+  {steps_line(fine_state)}.
 
-## Measured on held-out synthesized sentences (`w2v eval`, upper-case, punctuation removed)
+## Measured on held-out synthesized sentences (`w2v eval --dtype fp32`, greedy, upper-case, punctuation removed)
 | voice family | WER | CER | utterances |
 | --- | --- | --- | --- |
-{eval_row('hibari-tts (one neural voice, several speeds)', hibari)}
-{eval_row('espeak-ng (several voices and variants)', espeak)}
+{eval_row('hibari-tts (one neural voice, several speeds)', summary('demo', 'hibari'))}
+{eval_row('espeak-ng (several voices and variants)', summary('demo', 'espeak'))}
+
+{verdict}
 {compare}
 {ATTRIBUTION}
 {NOT_FOR}""")

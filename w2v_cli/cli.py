@@ -28,6 +28,9 @@ logger = logging.getLogger("w2v")
 # writers.WRITERS plus "all"; listed here so `w2v --help` need not import the writers.
 OUTPUT_FORMATS = ["txt", "json", "srt", "vtt", "tsv", "all"]
 BUNDLED_AUDIO = Path(__file__).parent / "assets" / "audio" / "librispeech-1272-128104-0000.flac"
+# Held-out synthesized speech (hibari-tts voice): the kind of speech the built-in demo models
+# know, so `pretrain-check` of demo-pretrain defaults to it (see assets/audio/ATTRIBUTION.md).
+SYNTH_AUDIO = Path(__file__).parent / "assets" / "audio" / "synth-hibari-4350-9170-0007.flac"
 
 
 # -- shared plumbing ----------------------------------------------------------------------
@@ -405,7 +408,8 @@ def pretrain_check_cmd(model: str | None, audio: str | None, mask_prob: float | 
     predictions (projected_states) and the quantized targets (projected_quantized_states)
     at the masked frames. Exit status 0 when it exceeds the threshold, 1 when not, so
     the check can gate a pipeline. A pretrained model scores well above 0.5; a random one
-    near 0.
+    near 0. The audio defaults to a bundled LibriSpeech recording (a held-out synthesized
+    one for the built-in demo-pretrain model, which has heard only synthetic speech).
 
     \b
     Examples:
@@ -421,14 +425,19 @@ def pretrain_check_cmd(model: str | None, audio: str | None, mask_prob: float | 
         "check.mask_length": mask_length, "check.seed": seed, "check.threshold": threshold,
         "inference.device": device,
     })
-    audio_path = config.check.audio or str(BUNDLED_AUDIO)
     from .config import DEFAULT_PRETRAINING_MODEL
-    from .models import load_with_fallback
+    from .models import builtin_models, load_with_fallback
 
     fallback = ("demo-pretrain" if config.check.model == DEFAULT_PRETRAINING_MODEL
                 and implicit_default(model, "check.model") else None)
     loaded = load_with_fallback(load_pretraining_model, config.check.model, fallback,
                                 config.inference.device, config.model.revision)
+    audio_path = config.check.audio
+    if not audio_path and loaded.name == "demo-pretrain" and loaded.name in builtin_models():
+        audio_path = str(SYNTH_AUDIO)
+        logger.info("checking the built-in demo-pretrain model on the bundled synthesized recording %s: "
+                    "it has heard only synthetic speech (pass --audio to check another)", SYNTH_AUDIO.name)
+    audio_path = audio_path or str(BUNDLED_AUDIO)
     samples = load_audio(audio_path, loaded.sample_rate, config.audio.block_s)
     result = pretrain_check(loaded, samples, config.check, audio_path)
     if as_json:
