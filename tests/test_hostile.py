@@ -359,13 +359,12 @@ def test_a_pickled_checkpoint_cannot_run_code(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.xfail(strict=True, reason="models.py: a refused pickle surfaces as 'internal error: UnpicklingError', "
-                                       "with torch's advice to retry with weights_only=False")
 def test_a_refused_pickle_is_named_without_unsafe_advice(tmp_path):
     model = _model_with_pickled_weights(tmp_path / "m", tmp_path / "pwned")
     sf.write(tmp_path / "a.wav", synth_speechlike(0.5), 16000)
     result = CliRunner().invoke(cli, ["transcribe", str(tmp_path / "a.wav"), "--model", str(model)])
     assert "pytorch_model.bin" in result.output and "weights_only=False" not in result.output
+    assert result.exit_code == 1 and "refuses to load" in result.output and not (tmp_path / "pwned").exists()
 
 
 def test_remote_code_in_a_model_folder_is_never_run(tmp_path):

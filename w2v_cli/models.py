@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,7 +91,15 @@ def from_pretrained(cls: Any, name: str, revision: str | None = None, **kwargs: 
                 f"{path} is a folder but holds no model (no config.json); pass a folder "
                 f"written by save_pretrained or `w2v finetune`"
             )
-        return cls.from_pretrained(str(path), **kwargs)
+        try:
+            return cls.from_pretrained(str(path), **kwargs)
+        except pickle.UnpicklingError:
+            # torch's message advises weights_only=False, i.e. running the file's code: never
+            raise ModelNotAvailableError(
+                f"{path}: its pytorch_model.bin holds pickled objects besides tensors, which w2v refuses "
+                f"to load (unpickling can run code). If you trust the file, convert it to model.safetensors "
+                f"(load it and call save_pretrained) in a separate environment"
+            ) from None
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelNotAvailableError(f"model folder {name} not found; check the path")
     try:
