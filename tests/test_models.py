@@ -95,3 +95,25 @@ def test_default_model_falls_back_to_builtin_demo_but_a_named_one_never(tmp_path
     check = runner.invoke(cli, ["pretrain-check", "--json"])
     assert check.exit_code == 1 and "built-in 'demo-pretrain' model" in check.stderr  # random: fails the check
     assert runner.invoke(cli, ["pretrain-check", "-m", "patrickvonplaten/wav2vec2-base"]).exit_code == 1
+
+
+def test_hub_probe_is_bounded_even_when_the_name_lookup_hangs(monkeypatch):
+    import socket
+    import time
+
+    from w2v_cli import models
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    assert models.hub_reachable(timeout_s=2.0)  # something answers: reachable
+    server.close()
+    assert not models.hub_reachable(timeout_s=2.0)  # nothing listens any more
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (time.sleep(5), real(*a, **k))[1])
+    started = time.monotonic()
+    assert not models.hub_reachable(timeout_s=0.3)
+    assert time.monotonic() - started < 1.5

@@ -17,6 +17,8 @@ import logging
 import os
 import pickle
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +55,29 @@ def hub_reachable(timeout_s: float = HUB_TIMEOUT_S) -> bool:
     target = target or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     url = urlparse(target if "://" in target else f"http://{target}")
     port = url.port or (443 if url.scheme == "https" else 80)
+    # The name lookup runs in a daemon thread: getaddrinfo ignores socket timeouts, and a
+    # broken resolver can hang for much longer than timeout_s.
+    found: list = []
+    lookup = threading.Thread(target=lambda: found.append(_resolve(url.hostname or "", port)), daemon=True)
+    started = time.monotonic()
+    lookup.start()
+    lookup.join(timeout_s)
+    if not found or found[0] is None:
+        return False
+    left = max(timeout_s - (time.monotonic() - started), 0.1)
     try:
-        with socket.create_connection((url.hostname or "", port), timeout=timeout_s):
+        with socket.create_connection(found[0], timeout=left):
             return True
     except OSError:
         return False
+
+
+def _resolve(host: str, port: int) -> tuple[str, int] | None:
+    try:
+        *_, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        return address[0], address[1]
+    except (OSError, IndexError):
+        return None
 
 
 def _not_available(name: str, why: str) -> ModelNotAvailableError:
