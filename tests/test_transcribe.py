@@ -115,7 +115,8 @@ def test_cli_help_and_model_errors(tmp_path, monkeypatch):
     assert runner.invoke(cli, ["--help"]).exit_code == 0
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     sf.write(tmp_path / "a.wav", synth_speechlike(1.0), 16000)
-    result = runner.invoke(cli, ["transcribe", str(tmp_path / "a.wav")])
+    # named, the default model never falls back to the built-in demo (tests/test_models.py)
+    result = runner.invoke(cli, ["transcribe", str(tmp_path / "a.wav"), "-m", "facebook/wav2vec2-base-960h"])
     assert result.exit_code == 1
     assert "model 'facebook/wav2vec2-base-960h' is not available" in result.output
     assert "Traceback" not in result.output
