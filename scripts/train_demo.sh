@@ -4,12 +4,14 @@
 #   2. w2v pretrain   -> runs/demo-pretrain   (contrastive pretraining from scratch)
 #   3. w2v finetune   -> runs/demo-stage1     (CTC fine-tuning from that checkpoint, 3,000 steps)
 #                     -> runs/demo            (trained on from stage 1, 4,000 steps)
-#   4. w2v eval on held-out sentences per voice family, w2v pretrain-check
+#   4. w2v pretrain-check (one recording, then held-out sets, against a random model);
+#      w2v eval of stage 1 per voice family; scripts/measure_demo.sh for the final model
+#      (greedy/beam/LM, fp32/bf16, alignment)
 #   5. stage 1 from random weights, for comparison with stage 1 (COMPARE=1)
 #   6. scripts/package_demo.py copies both models into w2v_cli/assets/models with cards
 # Idempotent and resumable: every step resumes from its checkpoints when rerun.
 # Knobs: HOURS (corpus size), PRETRAIN_STEPS, FINETUNE_STEPS (stage 1), STAGE2_STEPS, COMPARE=0|1.
-# Measured on the shared 2-core CPU: pretraining 23 min, stage 1 about 25 min, stage 2 about 32.
+# Measured on the shared 2-core CPU: pretraining 23 min, stage 1 28 min, stage 2 36 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -43,21 +45,27 @@ feature_extractor.save_pretrained("runs/demo-pretrain-random")
 PYEOF
 "$W2V" pretrain-check --model runs/demo-pretrain-random --audio "$SYNTH_AUDIO" --json \
   > runs/demo-pretrain/pretrain-check-random.json || true
-"$W2V" finetune --config configs/demo-stage1.yaml --max-steps "$FINETUNE_STEPS"
-"$W2V" finetune --config configs/demo.yaml --max-steps "$STAGE2_STEPS"
-for run in demo-stage1 demo; do
-  for family in hibari espeak; do
-    "$W2V" eval --model "runs/$run" --dataset "data/synth/heldout_$family.tsv" --set text.case=upper \
-      --dtype fp32 --output-dir "runs/$run/eval-$family" -q
-  done
+for model in demo-pretrain demo-pretrain-random; do
+  "$PY" scripts/pretrain_check_set.py --model "runs/$model" --max-items 30 \
+    --set hibari=data/synth/heldout_hibari.tsv --set espeak=data/synth/heldout_espeak.tsv \
+    --set real=../shared/data/speech/manifest.tsv \
+    --json "runs/demo-pretrain/pretrain-check-sets${model#demo-pretrain}.json"
 done
+
+eval_families() {  # run: greedy fp32 WER/CER per voice family into runs/<run>/eval-<family>
+  for family in hibari espeak; do
+    "$W2V" eval --model "runs/$1" --dataset "data/synth/heldout_$family.tsv" --set text.case=upper \
+      --dtype fp32 --output-dir "runs/$1/eval-$family" -q
+  done
+}
+"$W2V" finetune --config configs/demo-stage1.yaml --max-steps "$FINETUNE_STEPS"
+eval_families demo-stage1
+"$W2V" finetune --config configs/demo.yaml --max-steps "$STAGE2_STEPS"
+MODEL=runs/demo OUT=runs/measure-demo bash scripts/measure_demo.sh  # the final model's figures
 
 if [ "$COMPARE" = 1 ]; then
   # Stage 1's fine-tuning, same steps, from random weights of the same architecture.
   "$W2V" finetune --config configs/demo-random.yaml --max-steps "$FINETUNE_STEPS"
-  "$W2V" eval --model runs/demo-random --dataset data/synth/heldout_hibari.tsv --set text.case=upper \
-    --dtype fp32 --output-dir runs/demo-random/eval-hibari -q
-  "$W2V" eval --model runs/demo-random --dataset data/synth/heldout_espeak.tsv --set text.case=upper \
-    --dtype fp32 --output-dir runs/demo-random/eval-espeak -q
+  eval_families demo-random
 fi
 "$PY" scripts/package_demo.py
