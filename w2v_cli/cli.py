@@ -501,7 +501,6 @@ def check_data_cmd(spec: str, model: str | None, vocab_path: str | None, headers
     options: dict[str, Any] = {"frames_for": conv_frames(BASE_CONV_KERNEL, BASE_CONV_STRIDE),
                                "sample_rate": config.audio.sample_rate}
     if model:
-
         loaded = load_ctc(config, model, "cpu", "fp32")
         options = checks_for_model(loaded)
     if vocab_path:
@@ -579,7 +578,7 @@ def pretrain(output_dir: str | None, model: str | None, max_steps: int | None, r
 
     \b
     Examples:
-      w2v pretrain --config configs/pretrain-demo.yaml --set data.train=corpus/train.tsv
+      w2v pretrain --config configs/demo-pretrain.yaml --set data.train=corpus/train.tsv
       torchrun --nproc_per_node 2 -m w2v_cli.cli pretrain --config my.yaml
     """
     from .pretrain import pretrain as run_pretrain

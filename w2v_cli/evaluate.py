@@ -161,8 +161,8 @@ def evaluate(
     Items the dataset reader skipped, and utterances whose audio fails to read here, are
     listed in `skipped` and not scored. With data.on_bad_item 'stop' the first failure
     raises. Raises DataError when no utterance could be scored. `decode` picks greedy (the
-    default) or beam search, with or without an n-gram LM, exactly as `w2v transcribe` does. With `output_dir`, writes
-    utterances.jsonl, summary.json and report.md there.
+    default) or beam search, with or without an n-gram LM, exactly as `w2v transcribe` does.
+    With `output_dir`, writes utterances.jsonl, summary.json and report.md there.
     """
     sr = loaded.sample_rate
     block_s = config.audio.block_s

@@ -162,12 +162,19 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def dtype_names() -> dict[str, Any]:
+    """The --dtype names and the torch dtypes they stand for."""
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def pick_dtype(dtype: str, device: str) -> Any:
     """'auto' is bf16 on CPUs with bf16 instructions and on GPUs that support it, fp16 on
     other GPUs, fp32 elsewhere."""
     import torch
 
-    named = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    named = dtype_names()
     if dtype != "auto":
         return named[dtype]
     if device == "cuda":

@@ -29,7 +29,7 @@ from .decoding import DecodeOptions, Decoder
 from .distributed import Shard
 from .errors import AudioError
 from .inference import AudioSource, Transcription, file_source, transcribe_sources
-from .models import LoadedModel, local_path
+from .models import LoadedModel, dtype_names, local_path, pick_device, pick_dtype
 from .timestamps import SubtitleOptions
 from .writers import Writer, get_writers, write_atomic
 
@@ -143,14 +143,10 @@ def fingerprint(config: Config, decode: DecodeOptions | None = None) -> dict:
 def resolved_dtype(config: Config) -> str:
     """The dtype `auto` stands for on this machine: a sidecar made in bf16 must not be taken
     as done by an fp32 run, nor the reverse, whichever way either was asked for."""
-    import torch
-
-    from w2v_cli.models import pick_device, pick_dtype
-
     if config.inference.dtype != "auto":
         return config.inference.dtype
-    names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
-    return names[pick_dtype("auto", pick_device(config.inference.device))]
+    chosen = pick_dtype("auto", pick_device(config.inference.device))
+    return next(name for name, dtype in dtype_names().items() if dtype == chosen)
 
 
 def decode_identity(decode: DecodeOptions) -> dict:
