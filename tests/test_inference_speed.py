@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from w2v_cli.cli import cli
 from w2v_cli.config import InferenceConfig
+from w2v_cli.errors import AudioError
 from w2v_cli.feature_encoder import encode, prepare_for_inference
 from w2v_cli.inference import AudioSource, Engine, array_source, collapse_repeats
 from w2v_cli.models import configure_threads, load_ctc_model, pick_dtype
@@ -175,3 +176,104 @@ def test_fast_encoder_leaves_a_model_in_training_as_it_was(tiny_ctc):
     torch.manual_seed(0)
     b = model(x).logits
     assert not torch.allclose(a, b)  # the copy runs its own weights, not the original's
+
+
+def clips_and_sources(durations=(7.6, 1.0, 6.9, 1.0, 0.6, 2.2, 1.0)):
+    clips = [synth_speechlike(s, seed=i) for i, s in enumerate(durations)]
+    return [array_source(str(i), c, 16000) for i, c in enumerate(clips)]
+
+
+@pytest.mark.parametrize("fixture", MODELS)
+def test_model_calls_at_once_give_the_same_transcripts(fixture, request):
+    """Two worker threads with one thread each give, in input order, exactly what one call
+    at a time on one thread gives (a failing input in the middle included)."""
+    loaded = load_ctc_model(str(request.getfixturevalue(fixture)), device="cpu")
+    sources = clips_and_sources()
+
+    def broken():
+        yield synth_speechlike(0.5)
+        raise AudioError("broken.wav", "the file ends in the middle of a frame")
+
+    sources.insert(3, AudioSource("broken", broken))
+    options = dict(chunk_s=3, stride_s=0.5, batch_size=2)
+    one = run(loaded, sources, num_threads=1, workers=1, **options)
+    assert torch.get_num_threads() == 1
+    two = run(loaded, sources, num_threads=2, workers=2, **options)
+    assert torch.get_num_threads() == 2  # restored after the run
+    assert [r.key for r in two] == [r.key for r in one] == [s.key for s in sources]
+    assert two[3].error and "ends in the middle" in two[3].error and one[3].error == two[3].error
+    for a, b in zip(one, two):
+        if a.error is None:
+            np.testing.assert_array_equal(a.frame_ids, b.frame_ids)
+            assert a.text == b.text and a.duration_s == b.duration_s
+
+
+def test_workers_really_run_at_once(tiny_ctc):
+    """The first two model calls each wait for the other: only concurrent calls get past."""
+    loaded = load_ctc_model(str(tiny_ctc), device="cpu")
+    engine = Engine(loaded, InferenceConfig(progress=False, batch_size=1, num_threads=2, workers=2))
+    barrier = threading.Barrier(2, timeout=20)
+    calls = []
+    forward = engine._forward
+
+    def meeting_forward(batch, log_probs):
+        calls.append(threading.current_thread().name)
+        if len(calls) <= 2:
+            barrier.wait()  # BrokenBarrierError after 20 s if the calls ran one at a time
+        return forward(batch, log_probs)
+
+    engine._forward = meeting_forward
+    results = list(engine.run(clips_and_sources()))
+    assert all(r.error is None for r in results) and len(calls) == 7
+    assert all(name.startswith("w2v-model") for name in calls)
+
+
+def test_auto_workers_need_enough_work(tiny_ctc):
+    loaded = load_ctc_model(str(tiny_ctc), device="cpu")
+    engine = Engine(loaded, InferenceConfig(progress=False, num_threads=2))
+    many = clips_and_sources()
+    assert engine.workers_for(many) == 2
+    assert engine.workers_for(many[:1]) == 1  # one short file keeps both threads
+    long = AudioSource("long", lambda: iter(()), duration_s=600.0)
+    assert engine.workers_for([long]) == 2  # 43 chunks of 20 s: 11 calls of 4
+    assert Engine(loaded, InferenceConfig(progress=False, num_threads=1)).workers_for(many) == 1
+    assert Engine(loaded, InferenceConfig(progress=False, num_threads=2, workers=1)).workers_for(many) == 1
+
+
+def test_packed_bf16_linears_match_and_follow_weight_updates():
+    from w2v_cli.packed_linear import pack_linears
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(48, 96), torch.nn.GELU(), torch.nn.Linear(96, 16)).bfloat16()
+    x = torch.randn(3, 29, 48).bfloat16()
+
+    def plain(x):
+        with torch.inference_mode():
+            return torch.nn.functional.linear(
+                torch.nn.functional.gelu(torch.nn.functional.linear(x, model[0].weight, model[0].bias)),
+                model[2].weight, model[2].bias)
+
+    assert pack_linears(model) == 2 and pack_linears(model) == 0  # packed once
+    model.eval()
+    with torch.inference_mode():
+        got = model(x)
+    assert got.shape == (3, 29, 16)
+    torch.testing.assert_close(got.float(), plain(x).float(), rtol=2e-2, atol=2e-2)
+    # An optimizer step changes the weights in place: the next call must use the new ones.
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=10.0)
+    model(x).float().square().mean().backward()  # the class's own forward: gradients flow
+    assert model[0].weight.grad is not None
+    optimizer.step()
+    model.eval()
+    with torch.inference_mode():
+        after = model(x)
+    torch.testing.assert_close(after.float(), plain(x).float(), rtol=2e-2, atol=2e-2)
+    assert not torch.allclose(after.float(), got.float(), atol=0.1)
+
+
+def test_fp32_linears_are_left_alone(tiny_ctc):
+    from w2v_cli.packed_linear import pack_linears
+
+    loaded = load_ctc_model(str(tiny_ctc), device="cpu", dtype="fp32")
+    assert pack_linears(loaded.model) == 0

@@ -205,6 +205,8 @@ def cli() -> None:
 @click.option("--chunk-s", type=float, default=None, help="Seconds per chunk for long audio (default 20).")
 @click.option("--stride-s", type=float, default=None, help="Seconds of context each side of a chunk (default 3).")
 @click.option("--num-threads", type=int, default=None, help="CPU threads for the model (0 = one per core).")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="CPU model calls at once, sharing the threads (0 = auto: one per thread, up to 4, when there is enough work).")
 @click.option("--output-dir", "-o", type=click.Path(file_okay=False), default=None,
               help="Write <input stem>.<ext> per input here.")
 @click.option("--output-format", "-f", type=click.Choice(OUTPUT_FORMATS), default="txt",
@@ -221,7 +223,7 @@ def cli() -> None:
 @config_options
 def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, dtype: str | None,
                batch_size: int | None, chunk_s: float | None, stride_s: float | None,
-               num_threads: int | None, output_dir: str | None, output_format: str,
+               num_threads: int | None, workers: int | None, output_dir: str | None, output_format: str,
                overwrite: bool, max_line_width: int | None, max_words_per_line: int | None,
                max_line_count: int, decode: Any) -> None:
     """Transcribe audio files: greedy CTC decoding, or beam search with an n-gram LM.
@@ -250,6 +252,7 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
         "model.name": model, "inference.device": device, "inference.dtype": dtype,
         "inference.batch_size": batch_size, "inference.chunk_s": chunk_s,
         "inference.stride_s": stride_s, "inference.num_threads": num_threads,
+        "inference.workers": workers,
     })
     shard = current_shard()  # under torchrun / accelerate launch: rank 0 reports for all
     config.inference.progress &= shard.is_main

@@ -53,6 +53,7 @@ class InferenceConfig:
     chunk_s: float = 20.0  # seconds of audio per model call for long inputs
     stride_s: float = 3.0  # seconds of context on each side of a chunk, dropped after the call
     num_threads: int = 0  # torch intra-op threads; 0 = one per physical core
+    workers: int = 0  # model calls run at once on CPU, sharing num_threads; 0 = auto, 1 = one at a time
     progress: bool = True  # progress bar on stderr
 
 

@@ -75,16 +75,15 @@ def _conv(h: Any, conv: Any) -> Any:
     return out
 
 
-def _first_layer_group_norm(x: Any, layer: Any) -> Any:
-    """Conv (1 -> C channels) + per-channel GroupNorm + affine as one GEMM, in float32:
-    x (samples,) float32 -> (frames, C) float32, before the activation."""
+def _first_layer_group_norm(x: Any, layer: Any) -> tuple[Any, Any]:
+    """The first layer's conv (1 -> C channels), per-channel GroupNorm and affine as one
+    GEMM over the whole chunk `x` (samples,) float32: float32 (weight (k, C), bias (C,))."""
     import torch
 
     conv, norm = layer.conv, layer.layer_norm
     k, s = conv.kernel_size[0], conv.stride[0]
     frames = (len(x) - k) // s + 1
-    windows = x.as_strided((frames, k), (s, 1)).contiguous()  # (frames, k)
-    w64 = windows.double()
+    w64 = x.as_strided((frames, k), (s, 1)).double()  # (frames, k) windows
     mean = w64.mean(0)  # (k,)
     centred = w64 - mean
     cov = centred.t() @ centred / frames  # (k, k), biased, as GroupNorm's variance
@@ -92,45 +91,80 @@ def _first_layer_group_norm(x: Any, layer: Any) -> Any:
     variance = ((filters @ cov) * filters).sum(1)  # (C,) = w^T cov w; a conv bias cancels
     scale = norm.weight.double() / torch.sqrt(variance + norm.eps)
     bias = norm.bias.double() - scale * (filters @ mean)
-    fused = (filters * scale[:, None]).float()  # (C, k)
-    return torch.addmm(bias.float(), windows, fused.t())
+    return (filters * scale[:, None]).float().t(), bias.float()
 
 
-def _first_layer_layer_norm(x: Any, layer: Any) -> Any:
+def _first_layer(x: Any, layer: Any, weight: Any, bias: Any, dtype: Any) -> Any:
+    """The first layer on samples `x` (float32, a block of the chunk): (frames, C) in
+    `dtype` after its norm and activation; the GEMM and norm run in float32."""
     import torch
 
-    conv = layer.conv
-    k, s = conv.kernel_size[0], conv.stride[0]
+    k, s = layer.conv.kernel_size[0], layer.conv.stride[0]
     frames = (len(x) - k) // s + 1
-    windows = x.as_strided((frames, k), (s, 1)).contiguous()
-    weight = conv.weight[:, 0, :].float()
-    out = windows @ weight.t() if conv.bias is None else torch.addmm(conv.bias.float(), windows, weight.t())
-    norm = layer.layer_norm
-    return torch.nn.functional.layer_norm(out, norm.normalized_shape, norm.weight.float(),
-                                          norm.bias.float(), norm.eps)
+    windows = x.as_strided((frames, k), (s, 1))
+    h = windows @ weight if bias is None else torch.addmm(bias, windows, weight)
+    norm = getattr(layer, "layer_norm", None)
+    if isinstance(norm, torch.nn.LayerNorm):  # layer-norm models; a group norm is folded in
+        h = torch.nn.functional.layer_norm(h, norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
+    return _activate(layer, h).to(dtype)
+
+
+def _input_span(layers: Any, first: int, end: int) -> tuple[int, int]:
+    """The samples [start, stop) that the encoder's output frames [first, end) are made from."""
+    for layer in reversed(layers):
+        k, s = layer.conv.kernel_size[0], layer.conv.stride[0]
+        first, end = first * s, (end - 1) * s + k
+    return first, end
+
+
+def _frames_out(layers: Any, samples: int) -> int:
+    for layer in layers:
+        k, s = layer.conv.kernel_size[0], layer.conv.stride[0]
+        samples = (samples - k) // s + 1
+    return samples
+
+
+BLOCK_FRAMES = 250  # output frames (5 s at 16 kHz) per block of the conv stack
 
 
 def encode(encoder: Any, input_values: Any) -> Any:
     """The feature encoder's output for (batch, samples) audio: (batch, frames, channels)
-    in the encoder's dtype, channels-last. One chunk at a time, so the big early
-    activations exist for one chunk only."""
+    in the encoder's dtype, channels-last.
+
+    One chunk at a time, and within a chunk BLOCK_FRAMES output frames at a time through
+    all seven layers: a block's activations stay in the CPU's cache instead of making
+    (64000, 512) tensors per 20 s chunk that go to memory and back once per layer. A block
+    reads exactly the samples its frames depend on (the receptive fields overlap a little
+    at block edges), so the output is the same as one pass over the chunk."""
     import torch
 
     layers = encoder.conv_layers
     dtype = layers[0].conv.weight.dtype
-    group_norm = hasattr(layers[0], "layer_norm") and isinstance(layers[0].layer_norm, torch.nn.GroupNorm)
+    first_layer = layers[0]
+    group_norm = isinstance(getattr(first_layer, "layer_norm", None), torch.nn.GroupNorm)
     outputs = []
     for x in input_values.float():
         x = x.contiguous()
-        h = _first_layer_group_norm(x, layers[0]) if group_norm else _first_layer_layer_norm(x, layers[0])
-        h = _activate(layers[0], h).to(dtype)
-        for layer in layers[1:]:
-            h = _conv(h, layer.conv)
-            if hasattr(layer, "layer_norm"):
-                norm = layer.layer_norm
-                h = torch.nn.functional.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-            h = _activate(layer, h)
-        outputs.append(h)
+        if group_norm:
+            weight, bias = _first_layer_group_norm(x, first_layer)
+        else:
+            conv = first_layer.conv
+            weight = conv.weight[:, 0, :].float().t()
+            bias = None if conv.bias is None else conv.bias.float()
+        frames = _frames_out(layers, len(x))
+        out = torch.empty((max(frames, 0), layers[-1].conv.out_channels), dtype=dtype)
+        for first in range(0, frames, BLOCK_FRAMES):
+            end = min(first + BLOCK_FRAMES, frames)
+            start, stop = _input_span(layers, first, end)
+            h = _first_layer(x[start:stop], first_layer, weight, bias, dtype)
+            for layer in layers[1:]:
+                h = _conv(h, layer.conv)
+                if hasattr(layer, "layer_norm"):
+                    norm = layer.layer_norm
+                    h = torch.nn.functional.layer_norm(h, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+                h = _activate(layer, h)
+            out[first:end] = h
+        outputs.append(out)
     return torch.stack(outputs)
 
 
