@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from w2v_cli.cli import cli
 from w2v_cli.config import InferenceConfig
 from w2v_cli.errors import AudioError
+from w2v_cli import feature_encoder
 from w2v_cli.feature_encoder import encode, prepare_for_inference
 from w2v_cli.inference import AudioSource, Engine, array_source, collapse_repeats
 from w2v_cli.models import configure_threads, load_ctc_model, pick_dtype
@@ -30,7 +31,9 @@ def transformers_model(path, dtype=torch.float32):
 
 
 @pytest.mark.parametrize("fixture", MODELS + ["conv_bias"])
-def test_fast_feature_encoder_equals_transformers(fixture, request, tmp_path):
+@pytest.mark.parametrize("block", [7, 100, 100_000])  # output frames per block of the conv stack
+def test_fast_feature_encoder_equals_transformers(fixture, block, request, tmp_path, monkeypatch):
+    monkeypatch.setattr(feature_encoder, "BLOCK_FRAMES", block)
     path = (make_tiny_ctc_model(tmp_path, seed=4, conv_bias=True) if fixture == "conv_bias"
             else request.getfixturevalue(fixture))
     reference, fast = transformers_model(path), transformers_model(path)
@@ -240,12 +243,13 @@ def test_auto_workers_need_enough_work(tiny_ctc):
     assert Engine(loaded, InferenceConfig(progress=False, num_threads=2, workers=1)).workers_for(many) == 1
 
 
-def test_packed_bf16_linears_match_and_follow_weight_updates():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_packed_linears_match_and_follow_weight_updates(dtype):
     from w2v_cli.packed_linear import pack_linears
 
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(48, 96), torch.nn.GELU(), torch.nn.Linear(96, 16)).bfloat16()
-    x = torch.randn(3, 29, 48).bfloat16()
+    model = torch.nn.Sequential(torch.nn.Linear(48, 96), torch.nn.GELU(), torch.nn.Linear(96, 16)).to(dtype)
+    x = torch.randn(3, 29, 48).to(dtype)
 
     def plain(x):
         with torch.inference_mode():
@@ -257,7 +261,8 @@ def test_packed_bf16_linears_match_and_follow_weight_updates():
     model.eval()
     with torch.inference_mode():
         got = model(x)
-    assert got.shape == (3, 29, 16)
+    assert got.shape == (3, 29, 16) and model[0]._w2v_packed is not None  # the packed path ran
+    first_packing = model[0]._w2v_packed
     torch.testing.assert_close(got.float(), plain(x).float(), rtol=2e-2, atol=2e-2)
     # An optimizer step changes the weights in place: the next call must use the new ones.
     model.train()
@@ -270,10 +275,17 @@ def test_packed_bf16_linears_match_and_follow_weight_updates():
         after = model(x)
     torch.testing.assert_close(after.float(), plain(x).float(), rtol=2e-2, atol=2e-2)
     assert not torch.allclose(after.float(), got.float(), atol=0.1)
+    assert model[0]._w2v_packed is not first_packing  # re-packed after the update
 
 
-def test_fp32_linears_are_left_alone(tiny_ctc):
+def test_packed_fp32_linears_give_the_same_logits(tiny_ctc):
     from w2v_cli.packed_linear import pack_linears
 
-    loaded = load_ctc_model(str(tiny_ctc), device="cpu", dtype="fp32")
-    assert pack_linears(loaded.model) == 0
+    plain = transformers_model(tiny_ctc)
+    packed = transformers_model(tiny_ctc)
+    assert pack_linears(packed) > 0
+    x = torch.from_numpy(synth_speechlike(2.0, seed=3))[None]
+    with torch.inference_mode():
+        want, got = plain(x).logits, packed(x).logits
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert torch.equal(got.argmax(-1), want.argmax(-1))

@@ -14,7 +14,9 @@ run channels-last, one chunk at a time, as plain GEMMs, which are what a CPU doe
   become one GEMM with a bias;
 - the first layer always runs in float32 from the float32 waveform, also for a bf16 or
   fp16 model: rounding the waveform itself to 8 bits of mantissa would add noise at about
-  -54 dB to every input; the output is cast to the model's dtype after its activation.
+  -54 dB to every input; the output is cast to the model's dtype after its activation;
+- the whole stack runs on blocks of 2 s of output frames (see ``encode``), so no layer's
+  activation is larger than a few MB.
 
 The result equals transformers' forward up to float rounding (tests compare the logits).
 It is used only under ``torch.no_grad``/``inference_mode`` on a model in eval mode; for
@@ -124,7 +126,7 @@ def _frames_out(layers: Any, samples: int) -> int:
     return samples
 
 
-BLOCK_FRAMES = 250  # output frames (5 s at 16 kHz) per block of the conv stack
+BLOCK_FRAMES = 100  # output frames (2 s at 16 kHz) per block of the conv stack
 
 
 def encode(encoder: Any, input_values: Any) -> Any:
@@ -132,10 +134,13 @@ def encode(encoder: Any, input_values: Any) -> Any:
     in the encoder's dtype, channels-last.
 
     One chunk at a time, and within a chunk BLOCK_FRAMES output frames at a time through
-    all seven layers: a block's activations stay in the CPU's cache instead of making
-    (64000, 512) tensors per 20 s chunk that go to memory and back once per layer. A block
-    reads exactly the samples its frames depend on (the receptive fields overlap a little
-    at block edges), so the output is the same as one pass over the chunk."""
+    all seven layers: the largest activation is then (6400, 512) -- 13 MB in float32, small
+    enough for the allocator to reuse -- instead of (64000, 512) per 20 s chunk, which is
+    mapped fresh from the OS (page faults on every touch) and goes to memory and back once
+    per layer. The first layer's float32 output is cast to a bf16 model's dtype a block at a
+    time, never as a whole. A block reads exactly the samples its frames depend on (the
+    receptive fields overlap a little at block edges), so the output is the same as one pass
+    over the chunk (up to float rounding of the GEMMs' other shapes)."""
     import torch
 
     layers = encoder.conv_layers

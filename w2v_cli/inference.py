@@ -202,7 +202,7 @@ class Engine:
         # feature_encoder.py); elsewhere the input is cast to the model's dtype.
         self.float_input = prepare_for_inference(loaded.model, fast_encoder=loaded.device == "cpu")
         if loaded.device == "cpu":
-            pack_linears(loaded.model)  # bf16 only; see packed_linear.py
+            pack_linears(loaded.model)  # see packed_linear.py
         self.head = _float32_head(loaded)
         self.forward_s = 0.0  # wall seconds with the model running, for the benchmark's compute column
         self._busy = 0  # forward() calls running now (worker threads)
