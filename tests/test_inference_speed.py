@@ -289,3 +289,23 @@ def test_packed_fp32_linears_give_the_same_logits(tiny_ctc):
         want, got = plain(x).logits, packed(x).logits
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     assert torch.equal(got.argmax(-1), want.argmax(-1))
+
+
+def test_fast_encoder_follows_weight_updates(tiny_ctc):
+    """The packed conv filters are re-made after an in-place update (an optimizer step)."""
+    model = transformers_model(tiny_ctc)
+    assert prepare_for_inference(model)
+    encoder = model.wav2vec2.feature_extractor
+    x = torch.from_numpy(synth_speechlike(1.5, seed=5))[None]
+
+    def both():
+        with torch.inference_mode():
+            return encode(encoder, x), type(encoder).forward(encoder, x).transpose(1, 2)
+
+    before, _ = both()
+    with torch.no_grad():
+        for layer in encoder.conv_layers[1:]:
+            layer.conv.weight.mul_(-0.5)
+    after, expected = both()
+    torch.testing.assert_close(after, expected, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(after, before, atol=1e-3)

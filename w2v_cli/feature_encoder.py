@@ -5,8 +5,9 @@ transformers runs the seven conv layers channels-first, a whole batch at a time:
 again by the group norm and again by the GELU, times the batch size. Here the same layers
 run channels-last, one chunk at a time, as plain GEMMs, which are what a CPU does fastest:
 
-- a conv whose kernel equals its stride is a reshape and one GEMM; any other conv is one
-  GEMM per kernel tap on a strided view of its input (no copy of the input);
+- a conv is one GEMM of its input's windows with its filters, packed once for the GEMM
+  kernel (packed_linear.py): a reshape when the kernel equals the stride, one copy of the
+  overlapping windows otherwise (cheaper than one GEMM per tap that rewrites the output);
 - the first layer's group norm (one group per channel, the wav2vec2-base family) is folded
   into that layer's weights: a channel's mean and variance over time are linear and
   quadratic in the filter, so they follow exactly from the mean and covariance of the
@@ -28,6 +29,8 @@ from __future__ import annotations
 import logging
 import types
 from typing import Any
+
+from . import packed_linear
 
 logger = logging.getLogger("w2v")
 
@@ -55,26 +58,21 @@ def _activate(layer: Any, h: Any) -> Any:
 
 
 def _conv(h: Any, conv: Any) -> Any:
-    """Conv1d on a channels-last (time, channels) input: (time_out, out_channels)."""
-    import torch
-
+    """Conv1d on a channels-last (time, channels) input: (time_out, out_channels), as one
+    GEMM of the input's windows (rows of k * channels) with the packed filters."""
     k, s = conv.kernel_size[0], conv.stride[0]
     frames_in, channels = h.shape
     frames = (frames_in - k) // s + 1
-    weight = conv.weight  # (out, in, k)
     if k == s:
         windows = h[: frames * s].reshape(frames, k * channels)  # a view: rows are whole windows
-        packed = weight.permute(0, 2, 1).reshape(weight.shape[0], k * channels)
-        if conv.bias is not None:
-            return torch.addmm(conv.bias, windows, packed.t())
-        return windows @ packed.t()
-    # One GEMM per tap on a strided view (row stride s * channels is a valid BLAS lda).
-    out = torch.mm(h[0::s][:frames], weight[:, :, 0].t())
-    for j in range(1, k):
-        out.addmm_(h[j::s][:frames], weight[:, :, j].t())
-    if conv.bias is not None:
-        out += conv.bias
-    return out
+    else:  # overlapping windows: one copy, then one GEMM (not k GEMMs that each rewrite the output)
+        windows = h.as_strided((frames, k * channels), (s * channels, 1)).contiguous()
+    weight = conv.weight  # (out, in, k)
+
+    def filters() -> Any:  # (out, k * in), matching a window's layout (tap-major)
+        return weight.permute(0, 2, 1).reshape(weight.shape[0], k * channels)
+
+    return packed_linear.matmul(conv, windows, weight, filters, conv.bias)
 
 
 def _first_layer_group_norm(x: Any, layer: Any) -> tuple[Any, Any]:

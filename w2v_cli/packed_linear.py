@@ -20,9 +20,31 @@ from __future__ import annotations
 
 import logging
 import types
+from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger("w2v")
+
+
+_WORKS: dict[Any, bool] = {}  # dtype -> whether the packed path works here (probed once)
+
+
+def matmul(holder: Any, x: Any, weight: Any, matrix: Callable[[], Any], bias: Any = None) -> Any:
+    """``x @ matrix().T + bias`` for a 2-D `x` on CPU, with the packed copy of `matrix()`
+    cached on `holder` and re-made whenever `weight` (the parameter it is made from)
+    changes; ``F.linear`` where packing is unavailable. For inference only."""
+    import torch
+
+    if x.dtype not in _WORKS:
+        _WORKS[x.dtype] = _works(x.dtype)
+    if not _WORKS[x.dtype]:
+        return torch.nn.functional.linear(x, matrix(), bias)
+    key = (weight._version, weight.data_ptr(), weight.dtype)
+    packed = getattr(holder, "_w2v_packed", None)
+    if packed is None or packed[0] != key:
+        packed = (key, torch.ops.mkldnn._reorder_linear_weight(matrix().detach().contiguous(), None))
+        holder._w2v_packed = packed
+    return torch.ops.mkldnn._linear_pointwise(x, packed[1], bias, "none", [], "")
 
 
 def _packed_forward(self: Any, x: Any) -> Any:
@@ -31,13 +53,8 @@ def _packed_forward(self: Any, x: Any) -> Any:
     weight = self.weight
     if torch.is_grad_enabled() or self.training or x.dtype != weight.dtype or x.device.type != "cpu":
         return type(self).forward(self, x)
-    key = (weight._version, weight.data_ptr())
-    packed = self._w2v_packed
-    if packed is None or packed[0] != key:
-        packed = (key, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), None))
-        self._w2v_packed = packed
     shape = x.shape
-    out = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, shape[-1]), packed[1], self.bias, "none", [], "")
+    out = matmul(self, x.reshape(-1, shape[-1]), weight, lambda: weight, self.bias)
     return out.reshape(*shape[:-1], out.shape[-1])
 
 
@@ -68,8 +85,9 @@ def pack_linears(model: Any) -> int:
 
     linears = [m for m in model.modules() if type(m) is torch.nn.Linear and not hasattr(m, "_w2v_packed")
                and m.weight.dtype in (torch.float32, torch.bfloat16) and m.weight.device.type == "cpu"]
-    works = {dtype: _works(dtype) for dtype in {m.weight.dtype for m in linears}}
-    linears = [m for m in linears if works[m.weight.dtype]]
+    for dtype in {m.weight.dtype for m in linears} - set(_WORKS):
+        _WORKS[dtype] = _works(dtype)
+    linears = [m for m in linears if _WORKS[m.weight.dtype]]
     if not linears:
         return 0
     for module in linears:
