@@ -134,6 +134,7 @@ def main() -> None:
     sets = read_json(pre / "pretrain-check-sets.json")
     random_sets = read_json(pre / "pretrain-check-sets-random.json")
     stage1_state = read_json(runs / "demo-stage1" / "trainer_state.json") or {}
+    stage2_state = read_json(runs / "demo-stage2" / "trainer_state.json") or {}
     fine_state = read_json(runs / "demo" / "trainer_state.json") or {}
     rnd_state = read_json(runs / "demo-random" / "trainer_state.json") or {}
 
@@ -226,7 +227,8 @@ but not by the margin the 0.5 threshold asks for.
 - Recipe (scripts/train_demo.sh: corpus, pretraining, fine-tuning, evaluation, packaging):
   - stage 1, `w2v finetune --config configs/demo-stage1.yaml` from `demo-pretrain`:
     {steps_line(stage1_state)};
-  - stage 2, `w2v finetune --config configs/demo.yaml` from stage 1: {steps_line(fine_state)}.
+  - stage 2, `w2v finetune --config configs/demo-stage2.yaml` from stage 1: {steps_line(stage2_state)};
+  - stage 3, `w2v finetune --config configs/demo.yaml` from stage 2: {steps_line(fine_state)}.
 
 ## Measured on held-out synthesized sentences (`w2v eval --dtype fp32`, greedy, upper-case, punctuation removed)
 | voice family | WER | CER | utterances |

@@ -3,15 +3,17 @@
 #   1. synthesize the English corpus (hibari-tts + espeak-ng speaking LibriSpeech text)
 #   2. w2v pretrain   -> runs/demo-pretrain   (contrastive pretraining from scratch)
 #   3. w2v finetune   -> runs/demo-stage1     (CTC fine-tuning from that checkpoint, 3,000 steps)
-#                     -> runs/demo            (trained on from stage 1, 4,000 steps)
+#                     -> runs/demo-stage2     (trained on from stage 1, 4,000 steps)
+#                     -> runs/demo            (trained on from stage 2, 8,000 steps)
 #   4. w2v pretrain-check (one recording, then held-out sets, against a random model);
 #      w2v eval of stage 1 per voice family; scripts/measure_demo.sh for the final model
 #      (greedy/beam/LM, fp32/bf16, alignment)
 #   5. stage 1 from random weights, for comparison with stage 1 (COMPARE=1)
 #   6. scripts/package_demo.py copies both models into w2v_cli/assets/models with cards
 # Idempotent and resumable: every step resumes from its checkpoints when rerun.
-# Knobs: HOURS (corpus size), PRETRAIN_STEPS, FINETUNE_STEPS (stage 1), STAGE2_STEPS, COMPARE=0|1.
-# Measured on the shared 2-core CPU: pretraining 23 min, stage 1 28 min, stage 2 36 min.
+# Knobs: HOURS (corpus size), PRETRAIN_STEPS, FINETUNE_STEPS (stage 1), STAGE2_STEPS, STAGE3_STEPS,
+# COMPARE=0|1. Measured on the shared 2-core CPU: pretraining 23 min, stage 1 28 min, stage 2
+# 36 min; stage 3 is in the demo model's card (w2v_cli/assets/models/demo/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -21,6 +23,7 @@ HOURS=${HOURS:-6}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
 FINETUNE_STEPS=${FINETUNE_STEPS:-3000}
 STAGE2_STEPS=${STAGE2_STEPS:-4000}
+STAGE3_STEPS=${STAGE3_STEPS:-8000}
 COMPARE=${COMPARE:-1}
 
 bash scripts/install_tts.sh "$VENV"
@@ -60,7 +63,8 @@ eval_families() {  # run: greedy fp32 WER/CER per voice family into runs/<run>/e
 }
 "$W2V" finetune --config configs/demo-stage1.yaml --max-steps "$FINETUNE_STEPS"
 eval_families demo-stage1
-"$W2V" finetune --config configs/demo.yaml --max-steps "$STAGE2_STEPS"
+"$W2V" finetune --config configs/demo-stage2.yaml --max-steps "$STAGE2_STEPS"
+"$W2V" finetune --config configs/demo.yaml --max-steps "$STAGE3_STEPS"
 MODEL=runs/demo OUT=runs/measure-demo bash scripts/measure_demo.sh  # the final model's figures
 
 if [ "$COMPARE" = 1 ]; then
