@@ -8,10 +8,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from w2v_cli import feature_encoder
 from w2v_cli.cli import cli
 from w2v_cli.config import InferenceConfig
 from w2v_cli.errors import AudioError
-from w2v_cli import feature_encoder
 from w2v_cli.feature_encoder import encode, prepare_for_inference
 from w2v_cli.inference import AudioSource, Engine, array_source, collapse_repeats
 from w2v_cli.models import configure_threads, load_ctc_model, pick_dtype
