@@ -349,6 +349,9 @@ class Engine:
         # Calls queued ahead of the one whose results are taken next: a worker that finishes
         # a short input goes on with the next instead of waiting for a long one in front.
         ahead = 4 * workers if workers > 1 else 1
+        # The batch is shared out among the workers, so the chunks in the model at once (and
+        # the memory they take) stay at inference.batch_size.
+        batch_size = max(1, self.options.batch_size // workers)
         progress = self._progress(sources)
         pending: list[Chunk] = []
         # In input order: ("batch", Future, chunks) and ("done" | "error", index, payload).
@@ -429,7 +432,7 @@ class Engine:
         try:
             for kind, index, payload in self._events(sources):
                 if kind == "chunk":
-                    if pending and (len(pending) >= self.options.batch_size or len(pending[0].samples) != len(payload.samples)):
+                    if pending and (len(pending) >= batch_size or len(pending[0].samples) != len(payload.samples)):
                         yield from drain(ahead - 1)  # room for one more call
                         flush()
                     pending.append(payload)
