@@ -243,7 +243,7 @@ def test_auto_workers_need_enough_work(tiny_ctc):
     assert Engine(loaded, InferenceConfig(progress=False, num_threads=2, workers=1)).workers_for(many) == 1
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("dtype", [torch.bfloat16])
 def test_packed_linears_match_and_follow_weight_updates(dtype):
     from w2v_cli.packed_linear import pack_linears
 
@@ -278,17 +278,18 @@ def test_packed_linears_match_and_follow_weight_updates(dtype):
     assert model[0]._w2v_packed is not first_packing  # re-packed after the update
 
 
-def test_packed_fp32_linears_give_the_same_logits(tiny_ctc):
+def test_fp32_linears_are_left_alone_bf16_ones_give_close_logits(tiny_ctc):
+    """float32 linear layers stay unpacked (memory); bf16 ones give bf16-close logits."""
     from w2v_cli.packed_linear import pack_linears
 
-    plain = transformers_model(tiny_ctc)
-    packed = transformers_model(tiny_ctc)
+    assert pack_linears(transformers_model(tiny_ctc)) == 0
+    plain = transformers_model(tiny_ctc, torch.bfloat16)
+    packed = transformers_model(tiny_ctc, torch.bfloat16)
     assert pack_linears(packed) > 0
-    x = torch.from_numpy(synth_speechlike(2.0, seed=3))[None]
+    x = torch.from_numpy(synth_speechlike(2.0, seed=3))[None].bfloat16()
     with torch.inference_mode():
-        want, got = plain(x).logits, packed(x).logits
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-    assert torch.equal(got.argmax(-1), want.argmax(-1))
+        want, got = plain(x).logits.float(), packed(x).logits.float()
+    torch.testing.assert_close(got, want, rtol=0.05, atol=0.05)
 
 
 def test_fast_encoder_follows_weight_updates(tiny_ctc):

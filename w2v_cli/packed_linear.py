@@ -5,7 +5,9 @@ call (oneDNN's blocked format for bf16; MKL's for float32). Packing each weight 
 oneDNN's format (``torch.ops.mkldnn._reorder_linear_weight``) and calling
 ``_linear_pointwise`` -- what torch.compile's CPU backend does for frozen models -- saves
 that work: in wav2vec2-base's shapes on this project's CPU, 3-13% of each bf16 GEMM (most on
-the 768 -> 3072 projection) and 10-20% of each float32 one. Results equal ``F.linear``'s up
+the 768 -> 3072 projection) and 10-20% of each float32 one (microbenchmarks; a whole-model
+forward gained 5-8% in bf16 and 1-2% in float32, so float32 linear layers stay unpacked,
+see pack_linears). Results equal ``F.linear``'s up
 to float rounding (another summation order; bf16 accumulates in float32 either way).
 
 The packed copy is used only under no_grad/inference_mode in eval mode, for inputs of the
@@ -79,12 +81,16 @@ def _works(dtype: Any) -> bool:
 
 
 def pack_linears(model: Any) -> int:
-    """Give the float32 and bf16 CPU nn.Linear layers of `model` the packed forward; returns
-    how many."""
+    """Give the bf16 CPU nn.Linear layers of `model` the packed forward; returns how many.
+
+    Not float32 ones: the packed copy sits beside the original weights, 340 MB more for
+    wav2vec2-base in float32 (a one-hour file then peaked at 1.49 GB RSS, against 1.5 GB
+    allowed), for 1-2% of the forward. The conv filters (feature_encoder.py, via `matmul`)
+    are packed in both dtypes: they are 17 MB and gain more."""
     import torch
 
     linears = [m for m in model.modules() if type(m) is torch.nn.Linear and not hasattr(m, "_w2v_packed")
-               and m.weight.dtype in (torch.float32, torch.bfloat16) and m.weight.device.type == "cpu"]
+               and m.weight.dtype == torch.bfloat16 and m.weight.device.type == "cpu"]
     for dtype in {m.weight.dtype for m in linears} - set(_WORKS):
         _WORKS[dtype] = _works(dtype)
     linears = [m for m in linears if _WORKS[m.weight.dtype]]
