@@ -15,7 +15,7 @@ depends on what else was in the batch.
 On a CPU with several threads and enough inputs, several model calls run at once in worker
 threads, each with its share of the threads (``inference.workers``): one-thread GEMMs, layer
 norms and attention waste less time waiting on each other than one call split across all
-cores (11-13% less wall time on 2 cores for the 79 shared recordings). Results are taken
+cores (11-13% less model time on 2 cores for the 79 shared recordings). Results are taken
 in input order, so the output is the same as one call at a time.
 """
 
