@@ -31,6 +31,7 @@ import types
 from typing import Any
 
 from . import packed_linear
+from .checks import conv_frames
 
 logger = logging.getLogger("w2v")
 
@@ -117,13 +118,6 @@ def _input_span(layers: Any, first: int, end: int) -> tuple[int, int]:
     return first, end
 
 
-def _frames_out(layers: Any, samples: int) -> int:
-    for layer in layers:
-        k, s = layer.conv.kernel_size[0], layer.conv.stride[0]
-        samples = (samples - k) // s + 1
-    return samples
-
-
 BLOCK_FRAMES = 100  # output frames (2 s at 16 kHz) per block of the conv stack
 
 
@@ -145,6 +139,8 @@ def encode(encoder: Any, input_values: Any) -> Any:
     dtype = layers[0].conv.weight.dtype
     first_layer = layers[0]
     group_norm = isinstance(getattr(first_layer, "layer_norm", None), torch.nn.GroupNorm)
+    frames_for = conv_frames(tuple(layer.conv.kernel_size[0] for layer in layers),
+                             tuple(layer.conv.stride[0] for layer in layers))
     outputs = []
     for x in input_values.float():
         x = x.contiguous()
@@ -154,8 +150,8 @@ def encode(encoder: Any, input_values: Any) -> Any:
             conv = first_layer.conv
             weight = conv.weight[:, 0, :].float().t()
             bias = None if conv.bias is None else conv.bias.float()
-        frames = _frames_out(layers, len(x))
-        out = torch.empty((max(frames, 0), layers[-1].conv.out_channels), dtype=dtype)
+        frames = frames_for(len(x))
+        out = torch.empty((frames, layers[-1].conv.out_channels), dtype=dtype)
         for first in range(0, frames, BLOCK_FRAMES):
             end = min(first + BLOCK_FRAMES, frames)
             start, stop = _input_span(layers, first, end)

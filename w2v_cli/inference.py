@@ -316,8 +316,9 @@ class Engine:
         """How many model calls run at once for `sources` (see the module docstring).
 
         ``inference.workers`` > 0 is taken as given (on a CPU). 0 (auto) runs one call per
-        thread, at most MAX_AUTO_WORKERS, when the inputs make at least two calls per
-        worker; otherwise one call at a time with all threads, so a single short file is
+        thread, at most MAX_AUTO_WORKERS, when the inputs fill at least two batches of
+        ``inference.batch_size`` per worker (run() then shares each batch out among the
+        workers); otherwise one call at a time with all threads, so a single short file is
         not left to one thread.
         """
         if self.loaded.device != "cpu" or self.threads < 2:

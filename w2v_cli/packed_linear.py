@@ -1,4 +1,5 @@
-"""Linear layers with pre-packed weights for inference on CPU (float32 and bf16).
+"""GEMMs with pre-packed weights for inference on CPU: bf16 linear layers, and the conv
+filters of feature_encoder.py in float32 and bf16.
 
 ``torch.nn.functional.linear`` on CPU lays the weight matrix out for the GEMM kernel on every
 call (oneDNN's blocked format for bf16; MKL's for float32). Packing each weight once into
@@ -7,15 +8,15 @@ oneDNN's format (``torch.ops.mkldnn._reorder_linear_weight``) and calling
 that work: in wav2vec2-base's shapes on this project's CPU, 3-13% of each bf16 GEMM (most on
 the 768 -> 3072 projection) and 10-20% of each float32 one (microbenchmarks; a whole-model
 forward gained 5-8% in bf16 and 1-2% in float32, so float32 linear layers stay unpacked,
-see pack_linears). Results equal ``F.linear``'s up
-to float rounding (another summation order; bf16 accumulates in float32 either way).
+see pack_linears). Results equal ``F.linear``'s up to float rounding (another summation
+order; bf16 accumulates in float32 either way).
 
-The packed copy is used only under no_grad/inference_mode in eval mode, for inputs of the
-weight's dtype on CPU; anything else runs the class's own forward. It is re-made whenever the weight changes
-(its version counter moves with every in-place update, e.g. an optimizer step), so a model
-that `w2v finetune` trains and evaluates in turn is never run with stale weights. These are
-private torch operators: if they are missing or disagree with ``F.linear`` on a probe,
-nothing is patched.
+A packed linear layer is used only under no_grad/inference_mode in eval mode, for inputs of
+the weight's dtype on CPU; anything else runs the class's own forward. A packed copy is
+re-made whenever its weight changes (the version counter moves with every in-place update,
+e.g. an optimizer step), so a model that `w2v finetune` trains and evaluates in turn is
+never run with stale weights. These are private torch operators: if they are missing or
+disagree with ``F.linear`` on a probe, nothing is patched.
 """
 
 from __future__ import annotations
@@ -37,9 +38,7 @@ def matmul(holder: Any, x: Any, weight: Any, matrix: Callable[[], Any], bias: An
     changes; ``F.linear`` where packing is unavailable. For inference only."""
     import torch
 
-    if x.dtype not in _WORKS:
-        _WORKS[x.dtype] = _works(x.dtype)
-    if not _WORKS[x.dtype]:
+    if not _available(x.dtype):
         return torch.nn.functional.linear(x, matrix(), bias)
     key = (weight._version, weight.data_ptr(), weight.dtype)
     packed = getattr(holder, "_w2v_packed", None)
@@ -60,6 +59,13 @@ def _packed_forward(self: Any, x: Any) -> Any:
     return out.reshape(*shape[:-1], out.shape[-1])
 
 
+def _available(dtype: Any) -> bool:
+    """Whether the packed path works here for `dtype` (probed once per process)."""
+    if dtype not in _WORKS:
+        _WORKS[dtype] = _works(dtype)
+    return _WORKS[dtype]
+
+
 def _works(dtype: Any) -> bool:
     """Whether the packed path exists here for `dtype` and agrees with F.linear on a probe."""
     import torch
@@ -76,25 +82,22 @@ def _works(dtype: Any) -> bool:
         tolerance = 1e-4 if dtype == torch.float32 else 2e-2
         return bool(torch.allclose(got, want, rtol=tolerance, atol=tolerance * 5))
     except Exception as e:  # noqa: BLE001 - an optional speed-up: any failure means "not here"
-        logger.debug("packed bf16 linear layers unavailable: %s", e)
+        logger.debug("packed %s GEMMs unavailable: %s", dtype, e)
         return False
 
 
 def pack_linears(model: Any) -> int:
     """Give the bf16 CPU nn.Linear layers of `model` the packed forward; returns how many.
 
-    Not float32 ones: the packed copy sits beside the original weights, 340 MB more for
-    wav2vec2-base in float32 (a one-hour file then peaked at 1.49 GB RSS, against 1.5 GB
-    allowed), for 1-2% of the forward. The conv filters (feature_encoder.py, via `matmul`)
-    are packed in both dtypes: they are 17 MB and gain more."""
+    Not float32 ones: the packed copies sit beside the original weights (85 M parameters,
+    340 MB, for wav2vec2-base in float32; w2v transcribe of the 79 shared recordings peaked
+    at 1,679 MB RSS with them and 1,203 MB without) for 1-2% of the forward. The conv
+    filters (feature_encoder.py, via `matmul`) are packed in both dtypes: 17 MB, more gain."""
     import torch
 
     linears = [m for m in model.modules() if type(m) is torch.nn.Linear and not hasattr(m, "_w2v_packed")
                and m.weight.dtype == torch.bfloat16 and m.weight.device.type == "cpu"]
-    for dtype in {m.weight.dtype for m in linears} - set(_WORKS):
-        _WORKS[dtype] = _works(dtype)
-    linears = [m for m in linears if _WORKS[m.weight.dtype]]
-    if not linears:
+    if not linears or not _available(torch.bfloat16):
         return 0
     for module in linears:
         module._w2v_packed = None
