@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from w2v_cli.cli import cli
 from w2v_cli.config import load_config
 from w2v_cli.errors import ConfigError, DataError
-from w2v_cli.finetune import build_vocab, finetune
+from w2v_cli.finetune import build_model, build_vocab, finetune
 from w2v_cli.phones import fold_phones
-from w2v_cli.testing import TINY_ARCHITECTURE, synth_speechlike
+from w2v_cli.testing import TINY_ARCHITECTURE, make_processor, synth_speechlike
 from w2v_cli.training import Task, length_grouped_batches, lr_factor, shard, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +83,21 @@ def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, four_manif
         np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-6, err_msg=key)
     logs = [json.loads(line)["step"] for line in (tmp_path / "b" / "run" / "train_log.jsonl").read_text().splitlines()]
     assert logs == [1, 2, 3, 4, 5, 6]
+
+
+def test_masking_keys_reach_a_fresh_and_a_loaded_model(tmp_path):
+    """train.mask_* (SpecAugment) override what a checkpoint's config.json says."""
+    processor = make_processor(tmp_path / "proc")
+    keys = ["train.mask_time_prob=0.5", "train.mask_time_length=4",
+            "train.mask_feature_prob=0.25", "train.mask_feature_length=3"]
+    fresh = build_model(tiny_config(tmp_path, "unused.tsv", keys), processor)
+    fresh.save_pretrained(tmp_path / "saved")  # saved with the values above
+    loaded = build_model(load_config(None, [f"model.name={tmp_path / 'saved'}", "train.mask_time_length=6"]),
+                         processor)
+    for model, time_length, prob, feature_length in ((fresh, 4, 0.25, 3), (loaded, 6, 0.0, 10)):
+        assert model.config.mask_time_length == time_length
+        assert model.config.mask_feature_prob == prob
+        assert model.config.mask_feature_length == feature_length
 
 
 def test_data_check_before_the_first_step(tmp_path, speech_dir):

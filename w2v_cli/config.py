@@ -98,8 +98,10 @@ class TrainConfig:
     grad_accum: int = 1
     max_grad_norm: float = 1.0
     freeze_feature_encoder: bool = True
-    mask_time_prob: float = 0.05  # SpecAugment time masking
-    mask_feature_prob: float = 0.0  # SpecAugment channel masking
+    mask_time_prob: float = 0.05  # SpecAugment time masking: share of frames masked
+    mask_time_length: int = 10  # frames per masked span
+    mask_feature_prob: float = 0.0  # SpecAugment channel masking: share of channels masked
+    mask_feature_length: int = 10  # channels per masked span
     layerdrop: float = 0.0
     dtype: str = "fp32"  # fp32|bf16|fp16 (mixed precision)
     seed: int = 0

@@ -114,7 +114,9 @@ def build_model(config: Config, processor: Any) -> Any:
         ctc_loss_reduction="mean",  # per-target-length mean: batch-size independent
         ctc_zero_infinity=True,  # an infeasible item gives 0, not inf, in a mixed batch
         mask_time_prob=config.train.mask_time_prob,
+        mask_time_length=config.train.mask_time_length,
         mask_feature_prob=config.train.mask_feature_prob,
+        mask_feature_length=config.train.mask_feature_length,
         layerdrop=config.train.layerdrop,
     )
     if config.model.architecture:
