@@ -203,3 +203,35 @@ def test_cli_eval_help():
     for flag in ("--dataset", "--model", "--output-dir", "--audio-column", "--text-column", "--max-items",
                  "--batch-size", "--device", "--dtype", "--config", "--set"):
         assert flag in result.output
+
+
+def test_paired_bootstrap_comparison_of_two_runs(tmp_path):
+    """compare(): the exact WER difference; an interval around it that is [0, 0] for equal
+    runs, excludes 0 for a consistent change and straddles 0 for a one-utterance change."""
+    from w2v_cli.evaluate import compare, read_scores, score_utterance
+
+    refs = [f"the cat sat on mat number {i}" for i in range(40)]  # 7 words each
+    a = [score_utterance(f"u{i}", r, r) for i, r in enumerate(refs)]
+    worse = [score_utterance(f"u{i}", r, r.replace("cat", "hat")) for i, r in enumerate(refs)]
+    one_off = [score_utterance(f"u{i}", r, r.replace("cat", "hat") if i == 3 else r) for i, r in enumerate(refs)]
+
+    same = compare(a, a)
+    assert (same.difference, same.low, same.high, same.changed) == (0.0, 0.0, 0.0, 0)
+    consistent = compare(a, list(reversed(worse)))  # matched by id, not by position
+    assert consistent.difference == pytest.approx(1 / 7) and consistent.low > 0 and consistent.changed == 40
+    single = compare(a, one_off)
+    assert single.difference == pytest.approx(1 / 280) and single.low == 0.0 < single.high
+
+    # read back from what `w2v eval --output-dir` writes
+    for name, scores in (("a", a), ("b", one_off)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "utterances.jsonl").write_text(
+            "".join(json.dumps(s.__dict__) + "\n" for s in scores))
+    assert compare(read_scores(tmp_path / "a"), read_scores(tmp_path / "b")).difference == single.difference
+    with pytest.raises(DataError, match="same utterances"):
+        compare(a, a[:-1])
+    with pytest.raises(DataError, match="no such file"):
+        read_scores(tmp_path / "missing")
+    (tmp_path / "bad.jsonl").write_text('{"id": "x"}\n')
+    with pytest.raises(DataError, match="line 1"):
+        read_scores(tmp_path / "bad.jsonl")

@@ -289,3 +289,73 @@ def write_report(result: EvalResult, output_dir: str | Path, n_worst: int = 10) 
     write_atomic(output_dir / "summary.json", json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
     write_atomic(output_dir / "report.md", report_markdown(result, n_worst))
     logger.info("wrote utterances.jsonl, summary.json and report.md to %s", output_dir)
+
+
+# -- comparing two runs on the same utterances ---------------------------------------------
+
+
+@dataclass
+class Comparison:
+    """Run B against run A on the same utterances: WER difference and its paired bootstrap."""
+
+    utterances: int
+    reference_words: int
+    wer_a: float
+    wer_b: float
+    difference: float  # wer_b - wer_a (fraction; x100 for points)
+    low: float  # the difference's bootstrap confidence interval
+    high: float
+    confidence: float
+    changed: int  # utterances whose hypothesis differs
+    resamples: int
+
+
+def read_scores(path: str | Path) -> list[UtteranceScore]:
+    """The utterances.jsonl of a `w2v eval --output-dir` folder (or the file itself)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "utterances.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; pass a folder written by `w2v eval --output-dir`")
+    scores = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            scores.append(UtteranceScore(**json.loads(line)))
+        except (ValueError, TypeError) as e:
+            raise DataError(f"{path}, line {number}: not an utterance record of `w2v eval` ({e})") from None
+    return scores
+
+
+def compare(a: list[UtteranceScore], b: list[UtteranceScore], resamples: int = 10_000,
+            confidence: float = 0.95, seed: int = 0) -> Comparison:
+    """Paired bootstrap of the corpus-WER difference B - A over utterances (Bisani and Ney,
+    2004): utterances are drawn with replacement, the same draw for both runs, and the
+    interval is the central `confidence` share of the resampled differences. Both runs
+    must have scored the same utterances against the same references."""
+    import numpy as np
+
+    by_id = {s.id: s for s in a}
+    if len(by_id) != len(a) or {s.id for s in b} != set(by_id) or len(b) != len(a):
+        raise DataError("the two runs did not score the same utterances; compare runs on one dataset")
+    pairs = [(by_id[s.id], s) for s in b]
+    if any(x.reference != y.reference for x, y in pairs):
+        raise DataError("the two runs scored different references (another text normalisation?)")
+    if not pairs:
+        raise DataError("no utterances to compare")
+    words = np.array([x.hits + x.substitutions + x.deletions for x, _ in pairs], dtype=np.int64)
+    errors_a = np.array([x.word_errors for x, _ in pairs], dtype=np.int64)
+    errors_b = np.array([y.word_errors for _, y in pairs], dtype=np.int64)
+    total = int(words.sum())
+    if total == 0:
+        raise DataError("the references have no words")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(pairs), size=(resamples, len(pairs)))
+    diffs = (errors_b[draws].sum(1) - errors_a[draws].sum(1)) / np.maximum(words[draws].sum(1), 1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(diffs, [tail, 1 - tail])
+    return Comparison(
+        utterances=len(pairs), reference_words=total,
+        wer_a=float(errors_a.sum() / total), wer_b=float(errors_b.sum() / total),
+        difference=float((errors_b.sum() - errors_a.sum()) / total), low=float(low), high=float(high),
+        confidence=confidence, changed=sum(x.hypothesis != y.hypothesis for x, y in pairs),
+        resamples=resamples)
