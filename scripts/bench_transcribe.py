@@ -24,7 +24,13 @@ this run, fp32 for fp32 rows and bf16 for bf16 rows -- and the character error r
 transcripts against the pipeline's at batch_size 1 (random weights: a worst case for rounding, since every
 frame is a near-tie).
 
-Nothing is assumed: every number in the table is measured by this script, in this run.
+A second table, for accuracy (workload "demo"): the bundled demo model (`--model demo`), `w2v
+eval --dtype fp32` against `w2v eval` with the default dtype on the held-out synthesized
+sentences of scripts/make_synth_corpus.py (data/synth/heldout_{hibari,espeak}.tsv, skipped
+with a note when absent), with the WER difference and its paired-bootstrap 95% interval
+(w2v_cli.evaluate.compare): random weights say nothing about accuracy.
+
+Nothing is assumed: every number in the tables is measured by this script, in this run.
 On a shared machine run it when `uptime` shows it idle, and use --repeats to keep the best.
 """
 
@@ -238,6 +244,39 @@ def run_w2v(workload: str, model_dir: Path, files: list[Path], dtype: str | None
     return Run(workload, name, resolved, wall, cpu, rss, texts, float(match.group(1)) if match else None)
 
 
+def run_eval(model: str, dataset: Path, dtype: str | None, out: Path, env: dict) -> dict:
+    """`w2v eval` as a whole process; its summary.json plus wall s and the dtype it ran in."""
+    w2v = Path(sys.executable).parent / "w2v"
+    cmd = [str(w2v), "eval", "--model", model, "--dataset", str(dataset), "--set", "text.case=upper",
+           "-o", str(out), "--debug"] + (["--dtype", dtype] if dtype else [])
+    wall, _, _, _, err, status = run_process(cmd, env)
+    if status != 0:
+        raise SystemExit(f"w2v eval failed ({status}):\n{err[-3000:]}")
+    loaded = re.search(r"loaded .* in torch\.(\w+)", err)
+    resolved = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(loaded.group(1) if loaded else "", "?")
+    return {**json.loads((out / "summary.json").read_text()), "wall_s": wall, "dtype": resolved}
+
+
+def demo_accuracy(model: str, datasets: list[Path], work_dir: Path, env: dict) -> list[str]:
+    """Markdown rows: each dataset's WER in fp32 and in the default dtype, and the difference."""
+    from w2v_cli.evaluate import compare, read_scores
+
+    rows = []
+    for dataset in datasets:
+        if not dataset.is_file():
+            print(f"demo accuracy: {dataset} is missing (make it with scripts/make_synth_corpus.py "
+                  "--out data/synth); skipped", file=sys.stderr)
+            continue
+        fp32 = run_eval(model, dataset, "fp32", work_dir / f"eval-{dataset.stem}-fp32", env)
+        default = run_eval(model, dataset, None, work_dir / f"eval-{dataset.stem}-default", env)
+        c = compare(read_scores(work_dir / f"eval-{dataset.stem}-fp32"),
+                    read_scores(work_dir / f"eval-{dataset.stem}-default"))
+        for run, diff in ((fp32, "-"), (default, f"{100 * c.difference:+.2f} [{100 * c.low:+.2f}, {100 * c.high:+.2f}]")):
+            rows.append(f"| {dataset.name} ({run['utterances']} utt., {run['reference_words']} words) | "
+                        f"{run['dtype']} | {run['wer']:.4f} | {run['cer']:.4f} | {run['wall_s']:.1f} | {diff} |")
+    return rows
+
+
 def cer(references: list[str], hypotheses: list[str]) -> float:
     import jiwer
 
@@ -255,8 +294,12 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "w2v-bench",
                         help="Where the random model and the joined recording are kept between runs.")
     parser.add_argument("--pipeline-batch-sizes", default="1,4,8")
-    parser.add_argument("--workloads", default="files,joined",
-                        help="Comma-separated: files, joined, hour (a synthetic 60-minute file, w2v only).")
+    parser.add_argument("--workloads", default="files,joined,demo",
+                        help="Comma-separated: files, joined, hour (a synthetic 60-minute file, w2v only), "
+                             "demo (accuracy of the demo model, fp32 vs default dtype).")
+    parser.add_argument("--demo-model", default="demo", help="The CTC model of the accuracy table.")
+    parser.add_argument("--demo-datasets", default="data/synth/heldout_hibari.tsv,data/synth/heldout_espeak.tsv",
+                        help="Comma-separated manifests for the accuracy table (relative to the repository).")
     parser.add_argument("--repeats", type=int, default=1, help="Runs per system; the fastest is kept.")
     parser.add_argument("--max-files", type=int, default=0, help="Only the first N recordings (a smoke test).")
     args = parser.parse_args()
@@ -279,6 +322,9 @@ def main() -> None:
         "joined": (f"{JOINED_S / 60:.0f}-minute recording", [joined], True),
     }
     wanted = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = sorted(set(wanted) - {"files", "joined", "hour", "demo"})
+    if unknown:
+        raise SystemExit(f"--workloads: unknown {', '.join(unknown)}; choose from files, joined, hour, demo")
     if "hour" in wanted:  # memory in the file's length: w2v only (the pipeline holds it whole)
         hour = make_long_recording(args.work_dir / "synthetic-60min.flac")
         workloads["hour"] = ("60-minute recording", [hour], True)
@@ -289,6 +335,8 @@ def main() -> None:
 
     measured = []  # (workload name, audio s, FLOPs, best run per system)
     for key in wanted:
+        if key == "demo":
+            continue
         name, inputs, chunked = workloads[key]
         durations = [sf.info(str(f)).duration for f in inputs]
         lengths = forward_lengths([int(round(d * SAMPLE_RATE)) for d in durations], chunked)
@@ -329,6 +377,8 @@ def main() -> None:
                 "CER vs pipeline bs 1": f"{cer(exact.texts, r.texts):.4f}" if exact and r is not exact else "-",
             })
     flops_per_s = {name: flops / audio_s / 1e9 for name, audio_s, flops, _ in measured}
+    accuracy = (demo_accuracy(args.demo_model, [ROOT / d.strip() for d in args.demo_datasets.split(",") if d.strip()],
+                              args.work_dir, env) if "demo" in wanted else [])
 
     load_after = os.getloadavg()
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
@@ -337,12 +387,19 @@ def main() -> None:
     print(f"Matmul (1000×768 @ 768×3072, best seen): {gflops['fp32']:.0f} GFLOP/s fp32, "
           f"{gflops['bf16']:.0f} GFLOP/s bf16. Model FLOPs per audio second: "
           + "; ".join(f"{w}: {g:.1f} GFLOP" for w, g in flops_per_s.items()) + ".")
-    print()
-    columns = list(rows[0])
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "|".join("---" for _ in columns) + "|")
-    for row in rows:
-        print("| " + " | ".join(row[c] for c in columns) + " |")
+    if rows:
+        print()
+        columns = list(rows[0])
+        print("| " + " | ".join(columns) + " |")
+        print("|" + "|".join("---" for _ in columns) + "|")
+        for row in rows:
+            print("| " + " | ".join(row[c] for c in columns) + " |")
+    if accuracy:
+        print(f"\nAccuracy of `--model {args.demo_model}`, `w2v eval` greedy, fp32 vs the default dtype "
+              "(WER difference in points, paired-bootstrap 95% interval):\n")
+        print("| held-out set | dtype | WER | CER | wall s | WER − fp32 [95% interval] |")
+        print("|---|---|---|---|---|---|")
+        print("\n".join(accuracy))
 
 
 if __name__ == "__main__":
