@@ -227,6 +227,12 @@ def run_pipeline(workload: str, model_dir: Path, files: list[Path], batch_size: 
     return Run(workload, f"transformers pipeline, batch_size {batch_size}", "fp32", wall, cpu, rss, texts)
 
 
+def dtype_run(debug_log: str) -> str:
+    """The dtype a w2v process ran its model in, from its --debug log ("loaded ... in torch.X")."""
+    loaded = re.search(r"loaded .* in torch\.(\w+)", debug_log)
+    return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(loaded.group(1) if loaded else "", "?")
+
+
 def run_w2v(workload: str, model_dir: Path, files: list[Path], dtype: str | None, env: dict) -> Run:
     w2v = Path(sys.executable).parent / "w2v"
     cmd = [str(w2v), "transcribe", *map(str, files), "--model", str(model_dir), "--debug"]
@@ -238,8 +244,7 @@ def run_w2v(workload: str, model_dir: Path, files: list[Path], dtype: str | None
     lines = out.rstrip("\n").split("\n")
     texts = [line.split("\t", 1)[1] if len(files) > 1 else line for line in lines]
     match = re.search(r"model forward ([\d.]+) s", err)
-    loaded = re.search(r"loaded .* in torch\.(\w+)", err)
-    resolved = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(loaded.group(1) if loaded else "", "?")
+    resolved = dtype_run(err)
     name = f"w2v transcribe --dtype {dtype}" if dtype else "w2v transcribe (default dtype)"
     return Run(workload, name, resolved, wall, cpu, rss, texts, float(match.group(1)) if match else None)
 
@@ -252,8 +257,7 @@ def run_eval(model: str, dataset: Path, dtype: str | None, out: Path, env: dict)
     wall, _, _, _, err, status = run_process(cmd, env)
     if status != 0:
         raise SystemExit(f"w2v eval failed ({status}):\n{err[-3000:]}")
-    loaded = re.search(r"loaded .* in torch\.(\w+)", err)
-    resolved = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(loaded.group(1) if loaded else "", "?")
+    resolved = dtype_run(err)
     return {**json.loads((out / "summary.json").read_text()), "wall_s": wall, "dtype": resolved}
 
 

@@ -3,7 +3,10 @@
 # commands, on the held-out synthesized sentences of scripts/make_synth_corpus.py:
 #   - WER/CER per voice family, greedy vs beam vs beam + 4-gram LM (the LM is built from the
 #     training split's transcripts only: held-out sentences never occur in it);
-#   - greedy WER in fp32 vs bf16 (the engine's default dtype on bf16 CPUs);
+#   - greedy WER in fp32 vs bf16 (the engine's default dtype on bf16 CPUs), with the paired-
+#     bootstrap interval of the difference (scripts/compare_evals.py);
+#   - greedy WER on 227 *training* utterances of the hibari voice, beside the held-out 227:
+#     the gap shows how much of what the model learnt is its training sentences;
 #   - word-boundary error of `w2v align` (scripts/measure_alignment.py).
 # Results go to runs/measure-demo/ (one eval folder each, summary.json inside) and a table
 # on stdout. MODEL (default runs/demo) may be any CTC model folder or built-in name.
@@ -16,10 +19,13 @@ MODEL=${MODEL:-runs/demo}
 OUT=${OUT:-runs/measure-demo}
 mkdir -p "$OUT"
 
-# LM text: the training split's transcripts (column "text" of data/synth/train.tsv)
-"$PY" - "$OUT/train-text.txt" <<'PYEOF'
+# LM text: the transcripts the final model was trained on (column "text" of $TRAIN: by default
+# data/synth-split/train.tsv, stage 4's corpus, else data/synth/train.tsv)
+TRAIN=${TRAIN:-data/synth-split/train.tsv}
+[ -f "$TRAIN" ] || TRAIN=data/synth/train.tsv
+"$PY" - "$TRAIN" "$OUT/train-text.txt" <<'PYEOF'
 import csv, sys
-with open("data/synth/train.tsv", newline="") as f, open(sys.argv[1], "w") as out:
+with open(sys.argv[1], newline="") as f, open(sys.argv[2], "w") as out:
     seen = set()
     for row in csv.DictReader(f, delimiter="\t"):
         if row["text"] not in seen:  # one line per sentence, not per voice
@@ -33,6 +39,21 @@ run_eval() {  # name dataset [extra args...]
   shift 2
   "$W2V" eval --model "$MODEL" --dataset "$dataset" --set text.case=upper -o "$OUT/$name" -q "$@" > /dev/null
 }
+# The first 227 hibari utterances of the training split (as many as held out), paths made absolute
+"$PY" - data/synth/train.tsv "$OUT/train-sample-hibari.tsv" 227 <<'PYEOF'
+import csv, sys
+from pathlib import Path
+source, target, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+with open(source, newline="") as f, open(target, "w", newline="") as out:
+    reader = csv.DictReader(f, delimiter="\t")
+    writer = csv.DictWriter(out, reader.fieldnames, delimiter="\t", lineterminator="\n")
+    writer.writeheader()
+    rows = [row for row in reader if row["voice"].startswith("hibari")][:count]
+    for row in rows:
+        row["path"] = str((source.parent / row["path"]).resolve())
+        writer.writerow(row)
+PYEOF
+run_eval hibari-train-greedy-fp32 "$OUT/train-sample-hibari.tsv" --dtype fp32
 for family in hibari espeak; do
   data="data/synth/heldout_$family.tsv"
   run_eval "$family-greedy-fp32" "$data" --dtype fp32
@@ -53,7 +74,15 @@ for family in ("hibari", "espeak"):
                                  ("beam-lm", "beam 100 + 4-gram LM (alpha 0.5, beta 1.5)", "fp32")):
         s = json.loads((out / f"{family}-{run}" / "summary.json").read_text())
         print(f"| {family} | {decoding} | {dtype} | {s['wer']:.3f} | {s['cer']:.3f} | {s['utterances']} |")
+s = json.loads((out / "hibari-train-greedy-fp32" / "summary.json").read_text())
+print(f"| hibari, training utterances | greedy | fp32 | {s['wer']:.3f} | {s['cer']:.3f} | {s['utterances']} |")
 PYEOF
+
+for family in hibari espeak; do  # bf16 vs fp32: the difference and how much of it is noise
+  "$PY" scripts/compare_evals.py "$OUT/$family-greedy-fp32" "$OUT/$family-greedy-bf16"
+  "$PY" scripts/compare_evals.py "$OUT/$family-greedy-fp32" "$OUT/$family-greedy-bf16" --json \
+    > "$OUT/$family-bf16-vs-fp32.json"
+done
 
 if command -v espeak-ng > /dev/null; then
   "$PY" scripts/measure_alignment.py --model "$MODEL" --recordings 40 --json "$OUT/alignment.json"

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The demo models, end to end, with the project's own commands only:
-#   1. synthesize the English corpus (hibari-tts + espeak-ng speaking LibriSpeech text)
+#   1. synthesize the English corpus (hibari-tts + espeak-ng speaking LibriSpeech text):
+#      data/synth (sentences of at most 30 words; stages 1-3) and data/synth-split (the same
+#      held-out split; the longer sentences cut into pieces for training too; stage 4)
 #   2. w2v pretrain   -> runs/demo-pretrain   (contrastive pretraining from scratch)
 #   3. w2v finetune   -> runs/demo-stage1     (CTC fine-tuning from that checkpoint, 3,000 steps)
 #                     -> runs/demo-stage2     (trained on from stage 1, 4,000 steps)
-#                     -> runs/demo            (trained on from stage 2, 8,000 steps)
+#                     -> runs/demo-stage3     (trained on from stage 2, 8,000 steps)
+#                     -> runs/demo            (from stage 3 on data/synth-split, 6,500 steps)
 #   4. w2v pretrain-check (one recording, then held-out sets, against a random model);
 #      w2v eval of stage 1 per voice family; scripts/measure_demo.sh for the final model
 #      (greedy/beam/LM, fp32/bf16, alignment)
@@ -12,8 +15,8 @@
 #   6. scripts/package_demo.py copies both models into w2v_cli/assets/models with cards
 # Idempotent and resumable: every step resumes from its checkpoints when rerun.
 # Knobs: HOURS (corpus size), PRETRAIN_STEPS, FINETUNE_STEPS (stage 1), STAGE2_STEPS, STAGE3_STEPS,
-# COMPARE=0|1. Measured on the shared 2-core CPU: pretraining 23 min, stage 1 28 min, stage 2
-# 36 min; stage 3 is in the demo model's card (w2v_cli/assets/models/demo/README.md).
+# STAGE4_STEPS, COMPARE=0|1. Measured on the shared 2-core CPU: pretraining 23 min, stage 1 28 min, stage 2
+# 36 min; stages 3 and 4 are in the demo model's card (w2v_cli/assets/models/demo/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -24,12 +27,17 @@ PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
 FINETUNE_STEPS=${FINETUNE_STEPS:-3000}
 STAGE2_STEPS=${STAGE2_STEPS:-4000}
 STAGE3_STEPS=${STAGE3_STEPS:-8000}
+STAGE4_STEPS=${STAGE4_STEPS:-6500}
 COMPARE=${COMPARE:-1}
 
 bash scripts/install_tts.sh "$VENV"
 "$PY" scripts/make_synth_corpus.py --out data/synth --hours "$HOURS" --jobs 2
 # a small held-out set for evaluation during training: 40 sentences per voice family
 { head -41 data/synth/heldout_hibari.tsv; tail -n +2 data/synth/heldout_espeak.tsv | head -40; } > data/synth/heldout_small.tsv
+# every train sentence once, the long ones in pieces (~8.7 h; the renditions already in
+# data/synth are reused through hard links, not synthesized again)
+if [ ! -d data/synth-split/audio ]; then mkdir -p data/synth-split && cp -al data/synth/audio data/synth-split/audio; fi
+"$PY" scripts/make_synth_corpus.py --out data/synth-split --long-sentences split --passes 1 --jobs 2
 
 "$W2V" pretrain --config configs/demo-pretrain.yaml --max-steps "$PRETRAIN_STEPS"
 # pretrain-check on the bundled synthesized example (the model's domain) and on the bundled
@@ -64,7 +72,8 @@ eval_families() {  # run: greedy fp32 WER/CER per voice family into runs/<run>/e
 "$W2V" finetune --config configs/demo-stage1.yaml --max-steps "$FINETUNE_STEPS"
 eval_families demo-stage1
 "$W2V" finetune --config configs/demo-stage2.yaml --max-steps "$STAGE2_STEPS"
-"$W2V" finetune --config configs/demo.yaml --max-steps "$STAGE3_STEPS"
+"$W2V" finetune --config configs/demo-stage3.yaml --max-steps "$STAGE3_STEPS"
+"$W2V" finetune --config configs/demo.yaml --max-steps "$STAGE4_STEPS"
 MODEL=runs/demo OUT=runs/measure-demo bash scripts/measure_demo.sh  # the final model's figures
 
 if [ "$COMPARE" = 1 ]; then
