@@ -73,6 +73,7 @@ eval_families() {  # run: greedy fp32 WER/CER per voice family into runs/<run>/e
 eval_families demo-stage1
 "$W2V" finetune --config configs/demo-stage2.yaml --max-steps "$STAGE2_STEPS"
 "$W2V" finetune --config configs/demo-stage3.yaml --max-steps "$STAGE3_STEPS"
+eval_families demo-stage3  # the card compares stage 4 with it
 "$W2V" finetune --config configs/demo.yaml --max-steps "$STAGE4_STEPS"
 MODEL=runs/demo OUT=runs/measure-demo bash scripts/measure_demo.sh  # the final model's figures
 
