@@ -14,6 +14,7 @@ from dataclasses import asdict
 
 from w2v_cli.errors import W2VError
 from w2v_cli.evaluate import compare, read_scores
+from w2v_cli.writers import write_atomic
 
 
 def main() -> None:
@@ -23,11 +24,14 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=10_000)
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--json-out", metavar="FILE", help="also write the figures as JSON to FILE")
     args = parser.parse_args()
     try:
         c = compare(read_scores(args.a), read_scores(args.b), args.resamples, args.confidence)
     except W2VError as e:
         sys.exit(f"compare_evals: {e}")
+    if args.json_out:
+        write_atomic(args.json_out, json.dumps(asdict(c), indent=2) + "\n")
     if args.json:
         print(json.dumps(asdict(c), indent=2))
         return

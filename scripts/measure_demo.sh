@@ -79,9 +79,8 @@ print(f"| hibari, training utterances | greedy | fp32 | {s['wer']:.3f} | {s['cer
 PYEOF
 
 for family in hibari espeak; do  # bf16 vs fp32: the difference and how much of it is noise
-  "$PY" scripts/compare_evals.py "$OUT/$family-greedy-fp32" "$OUT/$family-greedy-bf16"
-  "$PY" scripts/compare_evals.py "$OUT/$family-greedy-fp32" "$OUT/$family-greedy-bf16" --json \
-    > "$OUT/$family-bf16-vs-fp32.json"
+  "$PY" scripts/compare_evals.py "$OUT/$family-greedy-fp32" "$OUT/$family-greedy-bf16" \
+    --json-out "$OUT/$family-bf16-vs-fp32.json"
 done
 
 if command -v espeak-ng > /dev/null; then

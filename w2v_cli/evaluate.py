@@ -334,14 +334,14 @@ def compare(a: list[UtteranceScore], b: list[UtteranceScore], resamples: int = 1
     must have scored the same utterances against the same references."""
     import numpy as np
 
+    if not a or not b:
+        raise DataError("no utterances to compare")
     by_id = {s.id: s for s in a}
     if len(by_id) != len(a) or {s.id for s in b} != set(by_id) or len(b) != len(a):
         raise DataError("the two runs did not score the same utterances; compare runs on one dataset")
     pairs = [(by_id[s.id], s) for s in b]
     if any(x.reference != y.reference for x, y in pairs):
         raise DataError("the two runs scored different references (another text normalisation?)")
-    if not pairs:
-        raise DataError("no utterances to compare")
     words = np.array([x.hits + x.substitutions + x.deletions for x, _ in pairs], dtype=np.int64)
     errors_a = np.array([x.word_errors for x, _ in pairs], dtype=np.int64)
     errors_b = np.array([y.word_errors for _, y in pairs], dtype=np.int64)
