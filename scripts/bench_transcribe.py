@@ -271,10 +271,10 @@ def demo_accuracy(model: str, datasets: list[Path], work_dir: Path, env: dict) -
             print(f"demo accuracy: {dataset} is missing (make it with scripts/make_synth_corpus.py "
                   "--out data/synth); skipped", file=sys.stderr)
             continue
-        fp32 = run_eval(model, dataset, "fp32", work_dir / f"eval-{dataset.stem}-fp32", env)
-        default = run_eval(model, dataset, None, work_dir / f"eval-{dataset.stem}-default", env)
-        c = compare(read_scores(work_dir / f"eval-{dataset.stem}-fp32"),
-                    read_scores(work_dir / f"eval-{dataset.stem}-default"))
+        fp32_dir, default_dir = work_dir / f"eval-{dataset.stem}-fp32", work_dir / f"eval-{dataset.stem}-default"
+        fp32 = run_eval(model, dataset, "fp32", fp32_dir, env)
+        default = run_eval(model, dataset, None, default_dir, env)
+        c = compare(read_scores(fp32_dir), read_scores(default_dir))
         for run, diff in ((fp32, "-"), (default, f"{100 * c.difference:+.2f} [{100 * c.low:+.2f}, {100 * c.high:+.2f}]")):
             rows.append(f"| {dataset.name} ({run['utterances']} utt., {run['reference_words']} words) | "
                         f"{run['dtype']} | {run['wer']:.4f} | {run['cer']:.4f} | {run['wall_s']:.1f} | {diff} |")
