@@ -16,9 +16,10 @@ if [ ! -x "$PY" ]; then
     exit 1
 fi
 
-# --- system packages: espeak-ng (voices) and sox (inspection/conversion) --------------
+# --- system packages: espeak-ng (voices), sox (inspection/conversion) and wordnet-base
+#     (the demo recipe's extra training text, scripts/wordnet_text.py) -------------------
 missing=()
-for pkg in espeak-ng sox; do
+for pkg in espeak-ng sox wordnet-base; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$pkg")
     fi
@@ -29,7 +30,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq
     apt-get install -y --no-install-recommends "${missing[@]}"
 else
-    echo "install_tts: espeak-ng and sox already installed" >&2
+    echo "install_tts: espeak-ng, sox and wordnet-base already installed" >&2
 fi
 
 # --- hibari-tts (offline neural English voice) into the virtualenv ---------------------

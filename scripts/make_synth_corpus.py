@@ -46,6 +46,11 @@ Measured on the 2-core dev machine (nice 10): hibari ~120x realtime per worker, 
 comes on top: one rendition per family of each held-out sentence, ~35 min by default).
 Without --hours every train sentence is spoken --passes times (default 1), each pass
 with a different, hash-chosen voice.
+
+--extra-text FILE adds train-only sentences from another text (the demo recipe uses WordNet's
+usage examples, scripts/wordnet_text.py), each spoken --extra-passes times; they come after
+the text file's sentences in plan order (so --hours takes those first), and the text file's
+files are the same with or without them.
 """
 from __future__ import annotations
 
@@ -200,6 +205,34 @@ def add_train_pieces(train: Sequence[Sentence], heldout: Sequence[Sentence], pie
     held_texts = {s.text for s in heldout}
     merged = list(train) + [p for p in pieces if p.text not in held_texts]
     return sorted(merged, key=lambda s: (stable_hash(seed, "order", s.id), s.id))
+
+
+def load_extra(path: Path, train: Sequence[Sentence], heldout: Sequence[Sentence],
+               seed: int) -> list[Sentence]:
+    """Train-only sentences from another text (`--extra-text`), in a seeded order: malformed
+    ones, those whose id or text is already in the corpus, and any that reads exactly like a
+    held-out sentence are left out."""
+    if not path.exists():
+        sys.exit(f"--extra-text {path}: no such file (make it with scripts/wordnet_text.py)")
+    rows = read_tsv(path)
+    if rows and not {"id", "text"} <= set(rows[0]):
+        sys.exit(f"--extra-text {path}: needs the columns id and text, has {', '.join(rows[0])}")
+    known_ids = {s.id for s in train} | {s.id for s in heldout}
+    known_texts = {s.text for s in train} | {s.text for s in heldout}
+    out, n_bad, n_dup = [], 0, 0
+    for row in rows:
+        s = Sentence(row["id"], " ".join((row["text"] or "").split()))
+        if not TEXT_RE.fullmatch(s.text):
+            n_bad += 1
+        elif s.id in known_ids or s.text in known_texts:
+            n_dup += 1
+        else:
+            known_ids.add(s.id)
+            known_texts.add(s.text)
+            out.append(s)
+    log(f"{len(out)} extra train sentences from {path.name}; left out {n_dup} already in the corpus "
+        f"or held out, {n_bad} malformed")
+    return sorted(out, key=lambda s: (stable_hash(seed, "order", s.id), s.id))
 
 
 def split_sentences(sentences: Sequence[Sentence], heldout_frac: float, seed: int,
@@ -397,6 +430,31 @@ Synthetic speech made by `scripts/make_synth_corpus.py` (w2v_cli).
 
 Anything that ships this audio or texts derived from it must keep this attribution.
 """
+ATTRIBUTION_WORDNET = """
+- Extra training texts (`--extra-text`, ids `wordnet-*`): usage examples from WordNet 3.0
+  (Debian's `wordnet-base`). Cite: George A. Miller (1995), "WordNet: A Lexical Database for
+  English", Communications of the ACM 38(11). Its licence and notice, which must be kept:
+
+  Permission to use, copy, modify and distribute this software and database and its
+  documentation for any purpose and without fee or royalty is hereby granted, provided that
+  you agree to comply with the following copyright notice and statements, including the
+  disclaimer, and that the same appear on ALL copies of the software, database and
+  documentation, including modifications that you make for internal use or for distribution.
+
+  WordNet 3.0 Copyright 2006 by Princeton University.  All rights reserved.
+
+  THIS SOFTWARE AND DATABASE IS PROVIDED "AS IS" AND PRINCETON UNIVERSITY MAKES NO
+  REPRESENTATIONS OR WARRANTIES, EXPRESS OR IMPLIED.  BY WAY OF EXAMPLE, BUT NOT LIMITATION,
+  PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES OF MERCHANTABILITY OR FITNESS
+  FOR ANY PARTICULAR PURPOSE OR THAT THE USE OF THE LICENSED SOFTWARE, DATABASE OR
+  DOCUMENTATION WILL NOT INFRINGE ANY THIRD PARTY PATENTS, COPYRIGHTS, TRADEMARKS OR OTHER
+  RIGHTS.
+
+  The name of Princeton University or Princeton may not be used in advertising or publicity
+  pertaining to distribution of the software and/or database.  Title to copyright in this
+  software, database and any associated documentation shall at all times remain with
+  Princeton University and LICENSEE agrees to preserve same.
+"""
 
 
 def tool_versions(families: Sequence[str]) -> dict[str, str]:
@@ -444,7 +502,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="sentences over --max-words: left out (drop, as the demo recipe), or cut into "
                         "pieces of at most --max-words words for train only (split: ~64%% more train "
                         "text from the LibriSpeech file, whose long sentences hold 38%% of its words)")
+    p.add_argument("--extra-text", type=Path, default=None,
+                   help="TSV (id, text) of more sentences for train only, e.g. the output of "
+                        "scripts/wordnet_text.py; any whose text is a held-out sentence is dropped")
+    p.add_argument("--extra-passes", type=int, default=1,
+                   help="renditions of each --extra-text sentence (default 1)")
     a = p.parse_args(argv)
+    if a.extra_passes < 1:
+        p.error("--extra-passes must be at least 1")
     a.families = tuple(f.strip() for f in a.voices.split(",") if f.strip())
     bad = [f for f in a.families if f not in FAMILIES]
     if bad or not a.families:
@@ -475,9 +540,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_held = max(1, math.ceil(a.max_sentences * len(heldout) / len(sentences)))
         heldout, train = heldout[:n_held], train[: max(0, a.max_sentences - n_held)]
     log(f"split: {len(train)} train, {len(heldout)} held-out sentences (seed {a.seed})")
-    assert not {s.text for s in train} & {s.text for s in heldout}
+    extra = load_extra(a.extra_text, train, heldout, a.seed) if a.extra_text else []
+    assert not {s.text for s in train + extra} & {s.text for s in heldout}
 
     train_jobs, held_jobs = plan_jobs(train, heldout, a.families, a.passes, a.seed)
+    # The extra sentences are planned on their own, after the text file's: the jobs of the
+    # text file's sentences (and so their files) are the same with or without --extra-text.
+    train_jobs += plan_jobs(extra, [], a.families, a.extra_passes, a.seed)[0]
     a.out.mkdir(parents=True, exist_ok=True)
     for stale in a.out.glob("audio/*/.*.part.flac"):  # left by a killed run
         stale.unlink()
@@ -492,7 +561,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_manifest(a.out / f"heldout_{fam}.tsv",
                        [(j, d) for j, d in held_done if j.voice.family == fam])
     versions = tool_versions(a.families)
-    (a.out / "ATTRIBUTION.md").write_text(ATTRIBUTION.format(**versions), encoding="utf-8")
+    attribution = ATTRIBUTION.format(**versions)
+    if any(s.id.startswith("wordnet-") for s in extra):
+        attribution += ATTRIBUTION_WORDNET
+    (a.out / "ATTRIBUTION.md").write_text(attribution, encoding="utf-8")
     train_h = sum(d for _, d in train_done) / 3600
     held_h = sum(d for _, d in held_done) / 3600
     info = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
