@@ -20,9 +20,13 @@ OUT=${OUT:-runs/measure-demo}
 mkdir -p "$OUT"
 
 # LM text: the transcripts the final model was trained on (column "text" of $TRAIN: by default
-# data/synth-split/train.tsv, stage 4's corpus, else data/synth/train.tsv)
-TRAIN=${TRAIN:-data/synth-split/train.tsv}
-[ -f "$TRAIN" ] || TRAIN=data/synth/train.tsv
+# data/synth-wordnet/train.tsv, stage 5's corpus, else the first of stage 4's and stages 1-3's
+# that exists)
+if [ -z "${TRAIN:-}" ]; then
+  for TRAIN in data/synth-wordnet/train.tsv data/synth-split/train.tsv data/synth/train.tsv; do
+    [ -f "$TRAIN" ] && break
+  done
+fi
 "$PY" - "$TRAIN" "$OUT/train-text.txt" <<'PYEOF'
 import csv, sys
 with open(sys.argv[1], newline="") as f, open(sys.argv[2], "w") as out:
