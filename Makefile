@@ -1,5 +1,6 @@
 # Idempotent set-up into a project-local virtual environment, then the job.
-#   make demo   transcribe the bundled recording
+#   make demo   transcribe the bundled recording (installs the beam-search extra first: the
+#               offline demo model decodes with the n-gram LM it ships)
 #   make test   run the whole test suite (installs the beam-search extra first)
 #   make install-lm   pyctcdecode + kenlm for `transcribe --decoder beam --lm` (numpy kept)
 VENV ?= .venv
@@ -30,7 +31,7 @@ $(LM_STAMP): $(STAMP) scripts/install_lm.sh
 	bash scripts/install_lm.sh $(VENV)
 	touch $(LM_STAMP)
 
-demo: install
+demo: install install-lm
 	$(VENV)/bin/w2v transcribe $(DEMO_AUDIO)
 
 test: install install-lm

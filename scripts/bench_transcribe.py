@@ -252,7 +252,7 @@ def run_w2v(workload: str, model_dir: Path, files: list[Path], dtype: str | None
 def run_eval(model: str, dataset: Path, dtype: str | None, out: Path, env: dict) -> dict:
     """`w2v eval` as a whole process; its summary.json plus wall s and the dtype it ran in."""
     w2v = Path(sys.executable).parent / "w2v"
-    cmd = [str(w2v), "eval", "--model", model, "--dataset", str(dataset), "--set", "text.case=upper",
+    cmd = [str(w2v), "eval", "--model", model, "--dataset", str(dataset), "--set", "text.case=upper", "--decoder", "greedy",
            "-o", str(out), "--debug"] + (["--dtype", dtype] if dtype else [])
     wall, _, _, _, err, status = run_process(cmd, env)
     if status != 0:

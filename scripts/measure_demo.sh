@@ -57,12 +57,13 @@ with open(source, newline="") as f, open(target, "w", newline="") as out:
         row["path"] = str((source.parent / row["path"]).resolve())
         writer.writerow(row)
 PYEOF
-run_eval hibari-train-greedy-fp32 "$OUT/train-sample-hibari.tsv" --dtype fp32
+run_eval hibari-train-greedy-fp32 "$OUT/train-sample-hibari.tsv" --dtype fp32 --decoder greedy
 for family in hibari espeak; do
   data="data/synth/heldout_$family.tsv"
-  run_eval "$family-greedy-fp32" "$data" --dtype fp32
-  run_eval "$family-greedy-bf16" "$data" --dtype bf16
-  run_eval "$family-beam" "$data" --dtype fp32 --decoder beam
+  run_eval "$family-greedy-fp32" "$data" --dtype fp32 --decoder greedy
+  run_eval "$family-greedy-bf16" "$data" --dtype bf16 --decoder greedy
+  run_eval "$family-beam" "$data" --dtype fp32 --decoder beam --lm none
+  # the LM the package ships with the model (scripts/package_demo.py), named explicitly
   run_eval "$family-beam-lm" "$data" --dtype fp32 --lm "$OUT/train-4gram.arpa"
 done
 

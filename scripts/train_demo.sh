@@ -9,7 +9,7 @@
 #                     -> runs/demo-stage2     (trained on from stage 1, 4,000 steps)
 #                     -> runs/demo-stage3     (trained on from stage 2, 8,000 steps)
 #                     -> runs/demo-stage4     (from stage 3 on data/synth-split, 6,500 steps)
-#                     -> runs/demo            (from stage 4 on data/synth-wordnet, 7,000 steps)
+#                     -> runs/demo            (from stage 4 on data/synth-wordnet, 6,000 steps)
 #   4. w2v pretrain-check (one recording, then held-out sets, against a random model);
 #      w2v eval of stage 1 per voice family; scripts/measure_demo.sh for the final model
 #      (greedy/beam/LM, fp32/bf16, alignment)
@@ -30,7 +30,7 @@ FINETUNE_STEPS=${FINETUNE_STEPS:-3000}
 STAGE2_STEPS=${STAGE2_STEPS:-4000}
 STAGE3_STEPS=${STAGE3_STEPS:-8000}
 STAGE4_STEPS=${STAGE4_STEPS:-6500}
-STAGE5_STEPS=${STAGE5_STEPS:-7000}
+STAGE5_STEPS=${STAGE5_STEPS:-6000}
 COMPARE=${COMPARE:-1}
 
 bash scripts/install_tts.sh "$VENV"  # also Debian's wordnet-base, for stage 5's extra text
@@ -75,7 +75,7 @@ done
 eval_families() {  # run: greedy fp32 WER/CER per voice family into runs/<run>/eval-<family>
   for family in hibari espeak; do
     "$W2V" eval --model "runs/$1" --dataset "data/synth/heldout_$family.tsv" --set text.case=upper \
-      --dtype fp32 --output-dir "runs/$1/eval-$family" -q
+      --dtype fp32 --decoder greedy --output-dir "runs/$1/eval-$family" -q
   done
 }
 "$W2V" finetune --config configs/demo-stage1.yaml --max-steps "$FINETUNE_STEPS"

@@ -212,7 +212,7 @@ def test_cli_decoder_option_errors(tiny_ctc, tmp_path):
     result = runner.invoke(cli, ["transcribe", str(tmp_path / "a.wav"), "--decoder", "greedy", "--hotwords", "ACME"])
     assert result.exit_code == 2 and "--lm and --hotwords need --decoder beam" in result.output
     result = runner.invoke(cli, ["transcribe", str(tmp_path / "a.wav"), "--lm", str(tmp_path / "none.arpa")])
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 2 and "is not a file" in result.output
 
 
 def test_resumed_batch_redoes_inputs_when_the_decoder_changes(tiny_ctc, tmp_path):
@@ -225,3 +225,80 @@ def test_resumed_batch_redoes_inputs_when_the_decoder_changes(tiny_ctc, tmp_path
     beam = runner.invoke(cli, [*args, "--decoder", "beam", "--beam-width", "4"])
     assert beam.exit_code == 0 and "skipping" not in beam.stderr
     assert "skipping 1 of 1" in runner.invoke(cli, [*args, "--decoder", "beam", "--beam-width", "4"]).stderr
+
+
+# -- an LM that comes with the model (language_model/, as Wav2Vec2ProcessorWithLM) ------------
+
+
+def model_with_lm(tiny_ctc: Path, tmp_path: Path, gzipped: bool = True, attrs: dict | None = None) -> Path:
+    import gzip
+
+    folder = tmp_path / "model-with-lm"
+    shutil.copytree(tiny_ctc, folder)
+    (folder / "language_model").mkdir()
+    (tmp_path / "lm.txt").write_text("HELLO WORLD\nHELLO THERE\nA WORLD\n")
+    build_lm(tmp_path / "lm.txt", tmp_path / "lm.arpa", 2)
+    if gzipped:
+        with open(tmp_path / "lm.arpa", "rb") as src, gzip.open(folder / "language_model" / "lm.arpa.gz", "wb") as dst:
+            dst.write(src.read())
+    else:
+        shutil.copy(tmp_path / "lm.arpa", folder / "language_model" / "lm.arpa")
+    if attrs is not None:
+        (folder / "language_model" / "attrs.json").write_text(json.dumps(attrs))
+    return folder
+
+
+def test_bundled_lm_is_the_default_decoder_unless_greedy_or_none_is_asked(tiny_ctc, tmp_path, monkeypatch, caplog):
+    from w2v_cli.decoding import BeamOptions, DecodeOptions, resolve
+
+    folder = model_with_lm(tiny_ctc, tmp_path, attrs={"alpha": 0.7, "beta": 2.0})
+    lm = str(folder / "language_model" / "lm.arpa.gz")
+    monkeypatch.setattr("w2v_cli.decoding.beam_search_available", lambda with_lm=True: True)
+    auto = resolve(DecodeOptions("auto"), str(folder))
+    assert (auto.decoder, auto.beam.lm_path, auto.beam.alpha, auto.beam.beta) == ("beam", lm, 0.7, 2.0)
+    assert resolve(DecodeOptions("beam", BeamOptions(alpha=0.1)), str(folder)).beam.alpha == 0.1  # a flag wins
+    assert resolve(DecodeOptions("auto", BeamOptions(bundled_lm=False)), str(folder)).decoder == "greedy"  # --lm none
+    assert resolve(DecodeOptions("beam", BeamOptions(bundled_lm=False)), str(folder)).beam.lm_path is None
+    assert resolve(DecodeOptions("greedy"), str(folder)).decoder == "greedy"
+    assert resolve(DecodeOptions("auto"), str(tiny_ctc)).decoder == "greedy"  # a model without an LM
+    other = tmp_path / "other.arpa"
+    shutil.copy(tmp_path / "lm.arpa", other)
+    assert resolve(DecodeOptions("beam", BeamOptions(lm_path=str(other))), str(folder)).beam.lm_path == str(other)
+    # without pyctcdecode/kenlm, "auto" falls back to greedy with one warning naming the fix
+    monkeypatch.setattr("w2v_cli.decoding.beam_search_available", lambda with_lm=True: False)
+    with caplog.at_level("WARNING", logger="w2v"):
+        assert resolve(DecodeOptions("auto"), str(folder)).decoder == "greedy"
+    assert "make install-lm" in caplog.text and "lm.arpa.gz" in caplog.text
+    # two LM files: which one is meant is unclear, so it is an error that says what to do
+    shutil.copy(tmp_path / "lm.arpa", folder / "language_model" / "second.arpa")
+    with pytest.raises(W2VError, match="keep one, or pass --lm"):
+        resolve(DecodeOptions("auto"), str(folder))
+
+
+def test_cli_decodes_with_the_models_own_lm(tiny_ctc, tmp_path):
+    """`transcribe` with no decoding flags on a model folder that brings an LM gives what
+    `--lm <that file>` gives; `--lm none` and `--decoder greedy` give the greedy transcript;
+    `eval` reports the LM it used."""
+    pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    folder = model_with_lm(tiny_ctc, tmp_path, gzipped=True)
+    audio = tmp_path / "a.wav"
+    sf.write(audio, synth_speechlike(2.0, seed=6), 16000)
+    runner = CliRunner()
+
+    def run(*extra: str) -> str:
+        result = runner.invoke(cli, ["transcribe", str(audio), "-m", str(folder), "-q", "--beam-width", "8", *extra])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    bundled = run()
+    assert bundled == run("--lm", str(folder / "language_model" / "lm.arpa.gz"))
+    greedy = run("--decoder", "greedy")
+    assert run("--lm", "none") == greedy
+    # the LM's words only: the random model's letters are pulled onto HELLO/WORLD/THERE/A
+    assert set(bundled.split()) <= {"HELLO", "WORLD", "THERE", "A"}
+    (tmp_path / "data.tsv").write_text(f"id\tpath\ttext\na\t{audio}\tHELLO WORLD\n")
+    result = runner.invoke(cli, ["eval", "--dataset", str(tmp_path / "data.tsv"), "-m", str(folder),
+                                 "-o", str(tmp_path / "ev"), "-q", "--beam-width", "8"])
+    assert result.exit_code == 0, result.output
+    assert "lm.arpa.gz (alpha 0.5, beta 1.5)" in json.loads((tmp_path / "ev" / "summary.json").read_text())["decoder"]

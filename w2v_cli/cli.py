@@ -126,26 +126,37 @@ def decoder_options(f: Callable) -> Callable:
     to the command as one `decode` argument (a decoding.DecodeOptions)."""
 
     @click.option("--decoder", type=click.Choice(["greedy", "beam"]), default=None,
-                  help="CTC decoding (default greedy; beam when --lm or --hotwords is given).")
+                  help="CTC decoding (default: beam when there is an LM -- --lm, or one the model "
+                       "brings in its language_model/ folder -- or --hotwords, else greedy).")
     @click.option("--beam-width", type=click.IntRange(1), default=100, show_default=True,
                   help="Beams kept per frame.")
-    @click.option("--lm", "lm_path", type=click.Path(exists=True, dir_okay=False), default=None,
-                  help="n-gram LM for beam search: ARPA or KenLM binary (see `w2v build-lm`).")
-    @click.option("--alpha", type=float, default=0.5, show_default=True, help="LM weight.")
-    @click.option("--beta", type=float, default=1.5, show_default=True, help="Word insertion bonus.")
+    @click.option("--lm", "lm_path", default=None, metavar="FILE|none",
+                  help="n-gram LM for beam search: ARPA (plain or .gz) or KenLM binary (see `w2v "
+                       "build-lm`); 'none' = not even the model's own LM.")
+    @click.option("--alpha", type=float, default=None,
+                  help="LM weight (default: the model's LM's attrs.json, else 0.5).")
+    @click.option("--beta", type=float, default=None,
+                  help="Word insertion bonus (default: the model's LM's attrs.json, else 1.5).")
     @click.option("--hotwords", default=None, metavar="WORD[,WORD...]",
                   help="Comma-separated words or phrases for beam search to favour.")
     @click.option("--hotword-weight", type=float, default=10.0, show_default=True, help="How much to favour them.")
     @functools.wraps(f)
-    def wrapper(*args: Any, decoder: str | None, beam_width: int, lm_path: str | None, alpha: float,
-                beta: float, hotwords: str | None, hotword_weight: float, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, decoder: str | None, beam_width: int, lm_path: str | None, alpha: float | None,
+                beta: float | None, hotwords: str | None, hotword_weight: float, **kwargs: Any) -> Any:
         from .decoding import BeamOptions, DecodeOptions
 
         words = [w.strip() for w in (hotwords or "").split(",") if w.strip()]
+        no_lm = lm_path is not None and lm_path.lower() == "none"
+        if no_lm:
+            lm_path = None
+        elif lm_path is not None and not Path(lm_path).is_file():
+            raise click.BadParameter(f"{lm_path} is not a file (give an ARPA or KenLM binary file, "
+                                     f"or 'none')", param_hint="'--lm'")
         if decoder == "greedy" and (lm_path or words):
             raise click.UsageError("--lm and --hotwords need --decoder beam")
-        decode = DecodeOptions(decoder or ("beam" if lm_path or words else "greedy"),
-                               BeamOptions(beam_width, lm_path, alpha, beta, words, hotword_weight))
+        decode = DecodeOptions(decoder or ("beam" if lm_path or words else "auto"),
+                               BeamOptions(beam_width, lm_path, alpha, beta, words, hotword_weight,
+                                           bundled_lm=not no_lm))
         return f(*args, decode=decode, **kwargs)
 
     return wrapper

@@ -5,6 +5,12 @@ Both are an optional extra (``pip install .[lm]``; ``make install-lm`` or
 ``numpy<2`` in its metadata but runs on numpy 2, and letting pip resolve that pin downgrades
 numpy under pandas and datasets). The greedy path never imports them.
 
+A model folder may bring its own LM in ``language_model/`` (transformers'
+Wav2Vec2ProcessorWithLM layout: one KenLM file -- ARPA, gzipped ARPA or binary -- and
+``attrs.json`` with alpha and beta). The CLI's default decoder, "auto", then decodes with it, as
+transformers' ASR pipeline does for such models; ``--decoder greedy`` or ``--lm none`` does not.
+The built-in ``demo`` model ships one.
+
 Shallow fusion as pyctcdecode scores it: ``log p_ctc + alpha * log p_lm + beta * words``
 (natural-log LM scores; alpha weighs the LM, beta rewards each word to offset the LM's
 preference for short outputs).
@@ -29,11 +35,58 @@ INSTALL_HINT = "install them with `make install-lm` (or `bash scripts/install_lm
 @dataclass
 class BeamOptions:
     beam_width: int = 100  # beams kept per frame (pyctcdecode's default)
-    lm_path: str | None = None  # ARPA or KenLM binary n-gram LM; None = no LM
-    alpha: float = 0.5  # LM weight
-    beta: float = 1.5  # word insertion bonus
+    lm_path: str | None = None  # ARPA (plain or .gz) or KenLM binary n-gram LM; None = no LM
+    alpha: float | None = None  # LM weight; None = the bundled LM's attrs.json, else 0.5
+    beta: float | None = None  # word insertion bonus; None = the bundled LM's, else 1.5
     hotwords: list[str] = field(default_factory=list)  # words or phrases to favour, may be out of the LM
     hotword_weight: float = 10.0  # how much to favour them
+    bundled_lm: bool = True  # with decoder "auto"/"beam" and no lm_path: the model folder's own LM
+
+
+DEFAULT_ALPHA, DEFAULT_BETA = 0.5, 1.5
+LM_SUFFIXES = (".arpa", ".arpa.gz", ".bin", ".binary")
+
+
+@dataclass
+class BundledLM:
+    """An n-gram LM shipped in a model folder's `language_model/` (transformers'
+    Wav2Vec2ProcessorWithLM layout: one KenLM file, attrs.json with alpha and beta)."""
+
+    path: Path
+    alpha: float = DEFAULT_ALPHA
+    beta: float = DEFAULT_BETA
+
+
+def bundled_lm(model_name: str) -> BundledLM | None:
+    """The LM in `<model folder>/language_model/` of a local folder or built-in model; None
+    when there is none (hub ids: not looked up)."""
+    import json
+
+    from .models import local_path
+
+    folder = local_path(model_name)
+    lm_dir = folder / "language_model" if folder else None
+    if lm_dir is None or not lm_dir.is_dir():
+        return None
+    files = sorted(f for f in lm_dir.iterdir() if f.is_file() and f.name.endswith(LM_SUFFIXES))
+    if not files:
+        return None
+    if len(files) > 1:
+        raise W2VError(f"{lm_dir} holds {len(files)} language models ({', '.join(f.name for f in files)}); "
+                       "keep one, or pass --lm FILE")
+    attrs = {}
+    if (lm_dir / "attrs.json").is_file():
+        try:
+            attrs = json.loads((lm_dir / "attrs.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise W2VError(f"{lm_dir / 'attrs.json'} is not valid JSON ({e}); fix or delete it") from None
+    return BundledLM(files[0], float(attrs.get("alpha", DEFAULT_ALPHA)), float(attrs.get("beta", DEFAULT_BETA)))
+
+
+def beam_search_available(with_lm: bool = True) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("pyctcdecode", *(("kenlm",) if with_lm else ())))
 
 
 @dataclass
@@ -92,7 +145,9 @@ class BeamDecoder:
 
         language_model = None
         if lm_model is not None:
-            language_model = LanguageModel(lm_model, unigrams, alpha=options.alpha, beta=options.beta)
+            alpha = DEFAULT_ALPHA if options.alpha is None else options.alpha
+            beta = DEFAULT_BETA if options.beta is None else options.beta
+            language_model = LanguageModel(lm_model, unigrams, alpha=alpha, beta=beta)
         self.decoder = BeamSearchDecoderCTC(Alphabet(labels, False), language_model)
 
     @staticmethod
@@ -105,7 +160,9 @@ class BeamDecoder:
         except ImportError:
             raise W2VError(f"--lm needs kenlm; {INSTALL_HINT}") from None
         try:
-            model = kenlm.Model(str(path))
+            config = kenlm.Config()
+            config.show_progress = logger.isEnabledFor(logging.DEBUG)  # its bar of stars on stderr
+            model = kenlm.Model(str(path), config)
         except (OSError, RuntimeError) as e:
             raise W2VError(f"language model {path} cannot be read by kenlm: {e}") from None
         unigrams = lm_unigrams(path)
@@ -137,8 +194,34 @@ class BeamDecoder:
 
 @dataclass
 class DecodeOptions:
-    decoder: str = "greedy"  # greedy|beam; greedy is exactly processor.batch_decode(logits.argmax(-1))
+    # greedy|beam|auto; greedy is exactly processor.batch_decode(logits.argmax(-1)); auto is
+    # beam when there is an LM (lm_path, or the model's bundled one) or hotwords, else greedy
+    decoder: str = "greedy"
     beam: BeamOptions = field(default_factory=BeamOptions)
+
+
+def resolve(options: DecodeOptions, model_name: str) -> DecodeOptions:
+    """`options` with the decoder and LM settled for `model_name`: "auto" made greedy or
+    beam, the model's bundled LM filled in where no LM was given, alpha and beta set. A
+    bundled LM that cannot be used (pyctcdecode or kenlm missing) under "auto" means greedy,
+    with one warning; asked for with "beam" it is an error."""
+    import dataclasses
+
+    beam = options.beam
+    decoder = options.decoder
+    if decoder not in ("greedy", "beam", "auto"):
+        raise W2VError(f"decoder must be 'greedy', 'beam' or 'auto', got {decoder!r}")
+    bundled = bundled_lm(model_name) if decoder != "greedy" and beam.bundled_lm and not beam.lm_path else None
+    if decoder == "auto":
+        decoder = "beam" if beam.lm_path or beam.hotwords or bundled else "greedy"
+        if bundled and not beam.lm_path and not beam_search_available():
+            logger.warning("model %s comes with an n-gram LM (%s), but pyctcdecode and kenlm are not "
+                           "installed: greedy decoding; %s", model_name, bundled.path.name, INSTALL_HINT)
+            decoder, bundled = ("beam" if beam.hotwords else "greedy"), None
+    lm_path = beam.lm_path or (str(bundled.path) if bundled and decoder == "beam" else None)
+    alpha = beam.alpha if beam.alpha is not None else (bundled.alpha if bundled else DEFAULT_ALPHA)
+    beta = beam.beta if beam.beta is not None else (bundled.beta if bundled else DEFAULT_BETA)
+    return DecodeOptions(decoder, dataclasses.replace(beam, lm_path=lm_path, alpha=alpha, beta=beta))
 
 
 class Decoder:
@@ -151,13 +234,11 @@ class Decoder:
 
     def __init__(self, loaded: Any, options: DecodeOptions | None = None, timestamps: bool = False):
         self.loaded = loaded
-        self.options = options or DecodeOptions()
+        self.options = resolve(options or DecodeOptions(), loaded.name)  # settled: what was used
         self.timestamps = timestamps
         self.beam = None
         if self.options.decoder == "beam":
             self.beam = BeamDecoder(loaded.processor.tokenizer, loaded.model.config.vocab_size, self.options.beam)
-        elif self.options.decoder != "greedy":
-            raise W2VError(f"decoder must be 'greedy' or 'beam', got {self.options.decoder!r}")
 
     @property
     def keep_log_probs(self) -> bool:

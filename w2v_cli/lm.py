@@ -25,12 +25,14 @@ for far more, build lmplz (``scripts/install_lm.sh --lmplz``), which counts on d
 
 from __future__ import annotations
 
+import gzip
 import logging
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import DataError
 
@@ -223,12 +225,21 @@ def build_lm(text_path: str | Path, output: str | Path, order: int = 3, case: st
 # -- reading ARPA ---------------------------------------------------------------------------
 
 
+def open_arpa(path: str | Path, mode: str = "rt") -> Any:
+    """An ARPA file, plain or gzip-compressed (told by its first bytes, as kenlm does)."""
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    if gz:
+        return gzip.open(path, mode, **({"encoding": "utf-8"} if "t" in mode else {}))
+    return open(path, mode, **({"encoding": "utf-8"} if "t" in mode else {}))
+
+
 def is_arpa(path: str | Path) -> bool:
-    """Whether `path` is an ARPA text file (it starts with a \\data\\ line)."""
+    """Whether `path` is an ARPA text file, plain or gzipped (it starts with a \\data\\ line)."""
     try:
-        with open(path, "rb") as f:
+        with open_arpa(path, "rb") as f:
             head = f.read(4096)
-    except OSError:
+    except (OSError, EOFError):
         return False
     return head.lstrip().startswith(b"\\data\\")
 
@@ -263,7 +274,7 @@ def read_arpa(path: str | Path) -> ArpaModel:
     probs: list[dict[Ngram, float]] = []
     backoffs: list[dict[Ngram, float]] = []
     n = 0
-    with open(path, encoding="utf-8") as f:
+    with open_arpa(path) as f:
         for line in f:
             line = line.strip()
             if not line or line.startswith("ngram ") or line == "\\data\\":
@@ -291,7 +302,7 @@ def read_arpa_unigrams(path: str | Path) -> list[str]:
     """The words of an ARPA file's 1-gram section, without <s>, </s> and <unk>."""
     words: list[str] = []
     section = False
-    with open(path, encoding="utf-8") as f:
+    with open_arpa(path) as f:
         for line in f:
             line = line.strip()
             if line == "\\1-grams:":
