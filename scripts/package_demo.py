@@ -58,8 +58,8 @@ def package_lm(arpa: Path, dst: Path) -> int:
         return 0
     dst.mkdir(parents=True, exist_ok=True)
     # mtime 0: the same ARPA gives the same bytes
-    with open(arpa, "rb") as src, open(dst / "4gram.arpa.gz", "wb") as raw, \
-            gzip.GzipFile(filename="4gram.arpa", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as out:
+    with open(arpa, "rb") as src, open(dst / "3gram.arpa.gz", "wb") as raw, \
+            gzip.GzipFile(filename="3gram.arpa", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as out:
         shutil.copyfileobj(src, out)
     (dst / "attrs.json").write_text(json.dumps(LM_ATTRS, indent=1) + "\n")
     return sum(f.stat().st_size for f in dst.iterdir())
@@ -200,7 +200,7 @@ def main() -> None:
     else:
         size = copy_model(pre, ASSETS / "demo-pretrain")
     size += copy_model(runs / "demo", ASSETS / "demo")
-    size += package_lm(runs / "measure-demo" / "train-4gram.arpa", ASSETS / "demo" / "language_model")
+    size += package_lm(runs / "measure-demo" / "train-3gram.arpa", ASSETS / "demo" / "language_model")
     if size > MAX_BYTES:
         sys.exit(f"package_demo: the two models take {size / 2**20:.1f} MB, over the 25 MB budget")
 
@@ -277,12 +277,12 @@ but not by the margin the 0.5 threshold asks for.
         rows = []
         for family in ("hibari", "espeak"):
             for run, label in (("greedy-fp32", "greedy"), ("greedy-bf16", "greedy, bf16"),
-                               ("beam", "beam 100, no LM"), ("beam-lm", "beam 100 + 4-gram LM")):
+                               ("beam", "beam 100, no LM"), ("beam-lm", "beam 100 + 3-gram LM")):
                 s_ = read_json(measured / f"{family}-{run}" / "summary.json")
                 if s_:
                     rows.append(f"| {family} | {label} | {s_['wer']:.3f} | {s_['cer']:.3f} |")
-        shipped = ASSETS / "demo" / "language_model" / "4gram.arpa.gz"
-        ships = (f"\nThe LM ships with the model (`language_model/4gram.arpa.gz`, {shipped.stat().st_size / 2**20:.1f} MB, "
+        shipped = ASSETS / "demo" / "language_model" / "3gram.arpa.gz"
+        ships = (f"\nThe LM ships with the model (`language_model/3gram.arpa.gz`, {shipped.stat().st_size / 2**20:.1f} MB, "
                  "with `attrs.json`): `w2v transcribe --model demo`, and the offline fallback to it, decode\n"
                  "with it by default (beam 100 + LM, the last row per voice) when pyctcdecode and kenlm are installed\n"
                  "(`make install-lm`); without them, or with `--decoder greedy` or `--lm none`, greedily.\n"

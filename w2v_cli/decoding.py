@@ -18,7 +18,11 @@ preference for short outputs).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +110,24 @@ def ctc_labels(tokenizer: Any, vocab_size: int) -> list[str]:
     return ["⁇" if t == tokenizer.unk_token else t for t in labels]
 
 
+@contextlib.contextmanager
+def _c_stderr_silenced(enabled: bool) -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null for a while: kenlm's C++ writes its notes there,
+    past Python's sys.stderr. Used only before the engine's threads start."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _import_pyctcdecode() -> Any:
     try:
         import pyctcdecode
@@ -161,8 +183,10 @@ class BeamDecoder:
             raise W2VError(f"--lm needs kenlm; {INSTALL_HINT}") from None
         try:
             config = kenlm.Config()
-            config.show_progress = logger.isEnabledFor(logging.DEBUG)  # its bar of stars on stderr
-            model = kenlm.Model(str(path), config)
+            verbose = logger.isEnabledFor(logging.DEBUG)
+            config.show_progress = verbose  # its bar of stars on stderr
+            with _c_stderr_silenced(not verbose):  # "Loading the LM will be faster if ..."
+                model = kenlm.Model(str(path), config)
         except (OSError, RuntimeError) as e:
             raise W2VError(f"language model {path} cannot be read by kenlm: {e}") from None
         unigrams = lm_unigrams(path)
