@@ -302,3 +302,31 @@ def test_cli_decodes_with_the_models_own_lm(tiny_ctc, tmp_path):
                                  "-o", str(tmp_path / "ev"), "-q", "--beam-width", "8"])
     assert result.exit_code == 0, result.output
     assert "lm.arpa.gz (alpha 0.5, beta 1.5)" in json.loads((tmp_path / "ev" / "summary.json").read_text())["decoder"]
+
+
+def test_decoding_comes_from_the_config_and_flags_override_it(tiny_ctc, tmp_path):
+    """The `decode` section of --config / --set drives transcribe and eval; flags win."""
+    pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    folder = model_with_lm(tiny_ctc, tmp_path)
+    audio = tmp_path / "a.wav"
+    sf.write(audio, synth_speechlike(2.0, seed=6), 16000)
+    runner = CliRunner()
+
+    def run(*extra: str) -> str:
+        result = runner.invoke(cli, ["transcribe", str(audio), "-m", str(folder), "-q", *extra])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    greedy = run("--decoder", "greedy")
+    (tmp_path / "greedy.yaml").write_text("decode:\n  decoder: greedy\n")
+    assert run("--config", str(tmp_path / "greedy.yaml")) == greedy
+    assert run("--set", "decode.lm=none") == greedy
+    assert run("--set", "decode.beam_width=8") == run("--beam-width", "8")  # the model's own LM, either way
+    assert run("--config", str(tmp_path / "greedy.yaml"), "--decoder", "beam", "--beam-width", "8") == \
+        run("--beam-width", "8")  # a flag beats the file
+    (tmp_path / "bad.yaml").write_text("decode:\n  decoder: greedy\n  hotwords: ACME\n")
+    result = runner.invoke(cli, ["transcribe", str(audio), "-m", str(folder), "--config", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 1 and "decode.hotwords need decode.decoder beam" in result.output
+    result = runner.invoke(cli, ["transcribe", str(audio), "-m", str(folder), "--set", "decode.lm=missing.arpa"])
+    assert result.exit_code == 1 and "decode.lm: missing.arpa is not a file" in result.output

@@ -122,14 +122,14 @@ def model_options(f: Callable) -> Callable:
 
 
 def decoder_options(f: Callable) -> Callable:
-    """--decoder, --beam-width, --lm, --alpha, --beta, --hotwords and --hotword-weight, given
-    to the command as one `decode` argument (a decoding.DecodeOptions)."""
+    """--decoder, --beam-width, --lm, --alpha, --beta, --hotwords and --hotword-weight, which
+    override the config's `decode` section, given to the command as one `decode` argument (a
+    decoding.DecodeOptions)."""
 
     @click.option("--decoder", type=click.Choice(["greedy", "beam"]), default=None,
                   help="CTC decoding (default: beam when there is an LM -- --lm, or one the model "
                        "brings in its language_model/ folder -- or --hotwords, else greedy).")
-    @click.option("--beam-width", type=click.IntRange(1), default=100, show_default=True,
-                  help="Beams kept per frame.")
+    @click.option("--beam-width", type=click.IntRange(1), default=None, help="Beams kept per frame (default 100).")
     @click.option("--lm", "lm_path", default=None, metavar="FILE|none",
                   help="n-gram LM for beam search: ARPA (plain or .gz) or KenLM binary (see `w2v "
                        "build-lm`); 'none' = not even the model's own LM.")
@@ -139,25 +139,30 @@ def decoder_options(f: Callable) -> Callable:
                   help="Word insertion bonus (default: the model's LM's attrs.json, else 1.5).")
     @click.option("--hotwords", default=None, metavar="WORD[,WORD...]",
                   help="Comma-separated words or phrases for beam search to favour.")
-    @click.option("--hotword-weight", type=float, default=10.0, show_default=True, help="How much to favour them.")
+    @click.option("--hotword-weight", type=float, default=None, help="How much to favour them (default 10).")
     @functools.wraps(f)
-    def wrapper(*args: Any, decoder: str | None, beam_width: int, lm_path: str | None, alpha: float | None,
-                beta: float | None, hotwords: str | None, hotword_weight: float, **kwargs: Any) -> Any:
-        from .decoding import BeamOptions, DecodeOptions
+    def wrapper(*args: Any, decoder: str | None, beam_width: int | None, lm_path: str | None,
+                alpha: float | None, beta: float | None, hotwords: str | None, hotword_weight: float | None,
+                **kwargs: Any) -> Any:
+        from .decoding import options_from_config
 
-        words = [w.strip() for w in (hotwords or "").split(",") if w.strip()]
-        no_lm = lm_path is not None and lm_path.lower() == "none"
-        if no_lm:
-            lm_path = None
-        elif lm_path is not None and not Path(lm_path).is_file():
+        an_lm = lm_path is not None and lm_path.strip().lower() != "none"
+        if an_lm and not Path(lm_path).is_file():
             raise click.BadParameter(f"{lm_path} is not a file (give an ARPA or KenLM binary file, "
                                      f"or 'none')", param_hint="'--lm'")
-        if decoder == "greedy" and (lm_path or words):
+        if decoder == "greedy" and (an_lm or hotwords):
             raise click.UsageError("--lm and --hotwords need --decoder beam")
-        decode = DecodeOptions(decoder or ("beam" if lm_path or words else "auto"),
-                               BeamOptions(beam_width, lm_path, alpha, beta, words, hotword_weight,
-                                           bundled_lm=not no_lm))
-        return f(*args, decode=decode, **kwargs)
+        if decoder is None and (an_lm or hotwords):
+            decoder = "beam"  # as before: --lm or --hotwords mean beam search, whatever the config says
+        from .config import load_config
+
+        # config_options is applied inside this wrapper: its --config and --set are still in kwargs
+        config = load_config(kwargs.get("config_path"), kwargs.get("overrides") or (), {
+            "decode.decoder": decoder, "decode.beam_width": beam_width, "decode.lm": lm_path,
+            "decode.alpha": alpha, "decode.beta": beta, "decode.hotwords": hotwords,
+            "decode.hotword_weight": hotword_weight,
+        })
+        return f(*args, decode=options_from_config(config.decode), **kwargs)
 
     return wrapper
 

@@ -138,6 +138,19 @@ class CheckConfig:
 
 
 @dataclass
+class DecodeConfig:
+    """CTC decoding of `transcribe` and `eval` (their --decoder, --lm, ... flags override it)."""
+
+    decoder: str = "auto"  # auto|greedy|beam; auto = beam when there is an LM or hotwords, else greedy
+    beam_width: int = 100  # beams kept per frame
+    lm: str = ""  # n-gram LM file (ARPA, .arpa.gz, KenLM binary); empty = the model's own, if any; none = no LM
+    alpha: float | None = None  # LM weight; null = the model's LM's attrs.json, else 0.5
+    beta: float | None = None  # word insertion bonus; null = the model's LM's attrs.json, else 1.5
+    hotwords: str = ""  # comma-separated words or phrases for beam search to favour
+    hotword_weight: float = 10.0  # how much to favour them
+
+
+@dataclass
 class EvalConfig:
     dataset: str = ""  # dataset spec
     output_dir: str = ""  # write utterances.jsonl, summary.json, report.md here
@@ -155,6 +168,7 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     check: CheckConfig = field(default_factory=CheckConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -173,6 +187,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.on_bad_item": ("skip", "stop"),
     "train.lr_schedule": ("linear", "cosine", "constant"),
     "train.dtype": ("fp32", "bf16", "fp16"),
+    "decode.decoder": ("auto", "greedy", "beam"),
 }
 
 

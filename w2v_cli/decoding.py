@@ -224,6 +224,25 @@ class DecodeOptions:
     beam: BeamOptions = field(default_factory=BeamOptions)
 
 
+def options_from_config(cfg: Any) -> DecodeOptions:
+    """DecodeOptions from the config's `decode` section (a config.DecodeConfig), checked."""
+    from .errors import ConfigError
+
+    words = [w.strip() for w in cfg.hotwords.split(",") if w.strip()]
+    lm = cfg.lm.strip()
+    no_lm = lm.lower() == "none"
+    lm_path = lm if lm and not no_lm else None
+    if cfg.beam_width < 1:
+        raise ConfigError(f"decode.beam_width must be at least 1, got {cfg.beam_width}")
+    if lm_path and not Path(lm_path).is_file():
+        raise ConfigError(f"decode.lm: {lm_path} is not a file; give an ARPA or KenLM binary file "
+                          "(`w2v build-lm`), 'none', or nothing for the model's own LM")
+    if cfg.decoder == "greedy" and (lm_path or words):
+        raise ConfigError("decode.lm and decode.hotwords need decode.decoder beam or auto (or --decoder beam)")
+    return DecodeOptions(cfg.decoder, BeamOptions(cfg.beam_width, lm_path, cfg.alpha, cfg.beta, words,
+                                                  cfg.hotword_weight, bundled_lm=not no_lm))
+
+
 def resolve(options: DecodeOptions, model_name: str) -> DecodeOptions:
     """`options` with the decoder and LM settled for `model_name`: "auto" made greedy or
     beam, the model's bundled LM filled in where no LM was given, alpha and beta set. A
