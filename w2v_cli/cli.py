@@ -144,6 +144,7 @@ def decoder_options(f: Callable) -> Callable:
     def wrapper(*args: Any, decoder: str | None, beam_width: int | None, lm_path: str | None,
                 alpha: float | None, beta: float | None, hotwords: str | None, hotword_weight: float | None,
                 **kwargs: Any) -> Any:
+        from .config import load_config
         from .decoding import options_from_config
 
         an_lm = lm_path is not None and lm_path.strip().lower() != "none"
@@ -154,8 +155,6 @@ def decoder_options(f: Callable) -> Callable:
             raise click.UsageError("--lm and --hotwords need --decoder beam")
         if decoder is None and (an_lm or hotwords):
             decoder = "beam"  # as before: --lm or --hotwords mean beam search, whatever the config says
-        from .config import load_config
-
         # config_options is applied inside this wrapper: its --config and --set are still in kwargs
         config = load_config(kwargs.get("config_path"), kwargs.get("overrides") or (), {
             "decode.decoder": decoder, "decode.beam_width": beam_width, "decode.lm": lm_path,
