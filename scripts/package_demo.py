@@ -301,7 +301,7 @@ but not by the margin the 0.5 threshold asks for.
         gap = (f" Sentences it was trained on it transcribes at WER {seen['wer']:.3f}, held-out ones at\n"
                f"{hibari['wer']:.3f} (hibari)" if seen and hibari else "")
         if gap and before:
-            gap += (f"; stage 5, with {more_text.split(' against')[0]} and {fine_state.get('step', '?')} more steps, "
+            gap += (f"; stage 5, with {words_after:,} distinct training words and {fine_state.get('step', '?')} more steps, "
                     f"took\nheld-out WER from {before['wer']:.3f} to {hibari['wer']:.3f}")
         gap += "." if gap else ""
         verdict = (f"It misses the project's target of WER at most 0.10 on the hibari voice: {hours:.1f} hours of\n"

@@ -253,7 +253,7 @@ def test_bundled_lm_is_the_default_decoder_unless_greedy_or_none_is_asked(tiny_c
 
     folder = model_with_lm(tiny_ctc, tmp_path, attrs={"alpha": 0.7, "beta": 2.0})
     lm = str(folder / "language_model" / "lm.arpa.gz")
-    monkeypatch.setattr("w2v_cli.decoding.beam_search_available", lambda with_lm=True: True)
+    monkeypatch.setattr("w2v_cli.decoding.beam_search_available", lambda: True)
     auto = resolve(DecodeOptions("auto"), str(folder))
     assert (auto.decoder, auto.beam.lm_path, auto.beam.alpha, auto.beam.beta) == ("beam", lm, 0.7, 2.0)
     assert resolve(DecodeOptions("beam", BeamOptions(alpha=0.1)), str(folder)).beam.alpha == 0.1  # a flag wins
@@ -265,7 +265,7 @@ def test_bundled_lm_is_the_default_decoder_unless_greedy_or_none_is_asked(tiny_c
     shutil.copy(tmp_path / "lm.arpa", other)
     assert resolve(DecodeOptions("beam", BeamOptions(lm_path=str(other))), str(folder)).beam.lm_path == str(other)
     # without pyctcdecode/kenlm, "auto" falls back to greedy with one warning naming the fix
-    monkeypatch.setattr("w2v_cli.decoding.beam_search_available", lambda with_lm=True: False)
+    monkeypatch.setattr("w2v_cli.decoding.beam_search_available", lambda: False)
     with caplog.at_level("WARNING", logger="w2v"):
         assert resolve(DecodeOptions("auto"), str(folder)).decoder == "greedy"
     assert "make install-lm" in caplog.text and "lm.arpa.gz" in caplog.text

@@ -87,10 +87,11 @@ def bundled_lm(model_name: str) -> BundledLM | None:
     return BundledLM(files[0], float(attrs.get("alpha", DEFAULT_ALPHA)), float(attrs.get("beta", DEFAULT_BETA)))
 
 
-def beam_search_available(with_lm: bool = True) -> bool:
+def beam_search_available() -> bool:
+    """Whether pyctcdecode and kenlm, which beam search with an LM needs, are installed."""
     import importlib.util
 
-    return all(importlib.util.find_spec(m) is not None for m in ("pyctcdecode", *(("kenlm",) if with_lm else ())))
+    return all(importlib.util.find_spec(m) is not None for m in ("pyctcdecode", "kenlm"))
 
 
 @dataclass
@@ -243,11 +244,11 @@ def options_from_config(cfg: Any) -> DecodeOptions:
                                                   cfg.hotword_weight, bundled_lm=not no_lm))
 
 
-def resolve(options: DecodeOptions, model_name: str) -> DecodeOptions:
+def resolve(options: DecodeOptions, model_name: str, warn: bool = True) -> DecodeOptions:
     """`options` with the decoder and LM settled for `model_name`: "auto" made greedy or
     beam, the model's bundled LM filled in where no LM was given, alpha and beta set. A
     bundled LM that cannot be used (pyctcdecode or kenlm missing) under "auto" means greedy,
-    with one warning; asked for with "beam" it is an error."""
+    with one warning (unless `warn` is False); asked for with "beam" it is an error."""
     import dataclasses
 
     beam = options.beam
@@ -257,11 +258,12 @@ def resolve(options: DecodeOptions, model_name: str) -> DecodeOptions:
     bundled = bundled_lm(model_name) if decoder != "greedy" and beam.bundled_lm and not beam.lm_path else None
     if decoder == "auto":
         decoder = "beam" if beam.lm_path or beam.hotwords or bundled else "greedy"
-        if bundled and not beam.lm_path and not beam_search_available():
-            logger.warning("model %s comes with an n-gram LM (%s), but pyctcdecode and kenlm are not "
-                           "installed: greedy decoding; %s", model_name, bundled.path.name, INSTALL_HINT)
+        if bundled and not beam_search_available():
+            if warn:
+                logger.warning("model %s comes with an n-gram LM (%s), but pyctcdecode and kenlm are not "
+                               "installed: greedy decoding; %s", model_name, bundled.path.name, INSTALL_HINT)
             decoder, bundled = ("beam" if beam.hotwords else "greedy"), None
-    lm_path = beam.lm_path or (str(bundled.path) if bundled and decoder == "beam" else None)
+    lm_path = beam.lm_path or (str(bundled.path) if bundled else None)  # bundled: only when beam
     alpha = beam.alpha if beam.alpha is not None else (bundled.alpha if bundled else DEFAULT_ALPHA)
     beta = beam.beta if beam.beta is not None else (bundled.beta if bundled else DEFAULT_BETA)
     return DecodeOptions(decoder, dataclasses.replace(beam, lm_path=lm_path, alpha=alpha, beta=beta))

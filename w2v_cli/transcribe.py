@@ -25,7 +25,7 @@ from pathlib import Path
 from .audio import find_audio_files
 from .checks import receptive_field
 from .config import Config
-from .decoding import DecodeOptions, Decoder, bundled_lm
+from .decoding import DecodeOptions, Decoder, resolve
 from .distributed import Shard
 from .errors import AudioError
 from .inference import AudioSource, Transcription, file_source, transcribe_sources
@@ -135,18 +135,11 @@ def fingerprint(config: Config, decode: DecodeOptions | None = None) -> dict:
         "stride_s": config.inference.stride_s,
         "sample_rate": config.audio.sample_rate,
     }
-    if decode is not None and not greedy_for(decode, config.model.name):  # greedy sidecars stay as they were
-        identity["decode"] = decode_identity(decode, config.model.name)
+    if decode is not None:
+        settled = resolve(decode, config.model.name, warn=False)  # what Decoder will do
+        if settled.decoder != "greedy":  # greedy sidecars stay as they were
+            identity["decode"] = decode_identity(settled)
     return identity
-
-
-def greedy_for(decode: DecodeOptions, model_name: str) -> bool:
-    """Whether `decode` means greedy decoding for this model ("auto" without an LM or hotwords)."""
-    if decode.decoder == "greedy":
-        return True
-    beam = decode.beam
-    return (decode.decoder == "auto" and not beam.lm_path and not beam.hotwords
-            and not (beam.bundled_lm and bundled_lm(model_name)))
 
 
 def resolved_dtype(config: Config) -> str:
@@ -158,12 +151,11 @@ def resolved_dtype(config: Config) -> str:
     return next(name for name, dtype in dtype_names().items() if dtype == chosen)
 
 
-def decode_identity(decode: DecodeOptions, model_name: str) -> dict:
-    """Beam options, with the LM file's size and mtime: a rebuilt LM changes transcripts
-    (the model's bundled LM's when no other is named)."""
+def decode_identity(decode: DecodeOptions) -> dict:
+    """Settled beam options (the model's own LM filled in), with the LM file's size and mtime:
+    a rebuilt LM changes transcripts."""
     identity = dataclasses.asdict(decode)
-    bundled = bundled_lm(model_name) if decode.beam.bundled_lm else None
-    lm = decode.beam.lm_path or (str(bundled.path) if bundled else None)
+    lm = decode.beam.lm_path
     identity["lm_stat"] = _stat(Path(lm)) if lm and Path(lm).is_file() else None
     return identity
 
