@@ -2,7 +2,10 @@
 # The accuracy figures of the demo model quoted in the README, with the project's own
 # commands, on the held-out synthesized sentences of scripts/make_synth_corpus.py:
 #   - WER/CER per voice family, greedy vs beam vs beam + 3-gram LM (the LM is built from the
-#     training split's transcripts only: held-out sentences never occur in it);
+#     training split's transcripts only: held-out sentences never occur in it), the LM's
+#     weights (alpha, beta) picked by scripts/tune_lm.py on the development set $DEV
+#     (default data/synth-dev: WordNet definitions, in neither the training text nor the
+#     held-out split) and also pyctcdecode's defaults (0.5, 1.5) for comparison;
 #   - greedy WER in fp32 vs bf16 (the engine's default dtype on bf16 CPUs), with the paired-
 #     bootstrap interval of the difference (scripts/compare_evals.py);
 #   - greedy WER on 227 *training* utterances of the hibari voice, beside the held-out 227:
@@ -40,6 +43,19 @@ PYEOF
 # gzipped instead of 8.3, so that it ships with the model within the 25 MB budget
 "$W2V" build-lm "$OUT/train-text.txt" -o "$OUT/train-3gram.arpa" --order 3 --case upper -q
 
+# The LM's weights: tuned on the development set when there is one, else pyctcdecode's defaults
+DEV=${DEV:-data/synth-dev}
+if [ -f "$DEV/heldout_hibari.tsv" ] && [ -f "$DEV/heldout_espeak.tsv" ]; then
+  "$PY" scripts/tune_lm.py --model "$MODEL" --lm "$OUT/train-3gram.arpa" \
+    --dataset "$DEV/heldout_hibari.tsv" --dataset "$DEV/heldout_espeak.tsv" \
+    --json "$OUT/lm-tuning.json" --attrs "$OUT/attrs.json"
+else
+  echo "no development set $DEV (scripts/train_demo.sh makes it): LM weights not tuned, alpha 0.5, beta 1.5" >&2
+  printf '{\n "alpha": 0.5,\n "beta": 1.5\n}\n' > "$OUT/attrs.json"
+fi
+ALPHA=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["alpha"])' "$OUT/attrs.json")
+BETA=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["beta"])' "$OUT/attrs.json")
+
 run_eval() {  # name dataset [extra args...]
   local name=$1 dataset=$2
   shift 2
@@ -65,20 +81,23 @@ for family in hibari espeak; do
   run_eval "$family-greedy-fp32" "$data" --dtype fp32 --decoder greedy
   run_eval "$family-greedy-bf16" "$data" --dtype bf16 --decoder greedy
   run_eval "$family-beam" "$data" --dtype fp32 --decoder beam --lm none
-  # the LM the package ships with the model (scripts/package_demo.py), named explicitly
-  run_eval "$family-beam-lm" "$data" --dtype fp32 --lm "$OUT/train-3gram.arpa"
+  # the LM the package ships with the model (scripts/package_demo.py), named explicitly,
+  # with the weights it ships (tuned on $DEV), then with pyctcdecode's defaults
+  run_eval "$family-beam-lm" "$data" --dtype fp32 --lm "$OUT/train-3gram.arpa" --alpha "$ALPHA" --beta "$BETA"
+  run_eval "$family-beam-lm-default" "$data" --dtype fp32 --lm "$OUT/train-3gram.arpa" --alpha 0.5 --beta 1.5
 done
 
-"$PY" - "$OUT" <<'PYEOF'
+"$PY" - "$OUT" "$ALPHA" "$BETA" <<'PYEOF'
 import json, sys
 from pathlib import Path
-out = Path(sys.argv[1])
+out, alpha, beta = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 print("| voices | decoding | dtype | WER | CER | utterances |")
 print("| --- | --- | --- | --- | --- | --- |")
 for family in ("hibari", "espeak"):
     for run, decoding, dtype in (("greedy-fp32", "greedy", "fp32"), ("greedy-bf16", "greedy", "bf16"),
                                  ("beam", "beam 100, no LM", "fp32"),
-                                 ("beam-lm", "beam 100 + 3-gram LM (alpha 0.5, beta 1.5)", "fp32")):
+                                 ("beam-lm", f"beam 100 + 3-gram LM (alpha {alpha}, beta {beta})", "fp32"),
+                                 ("beam-lm-default", "beam 100 + 3-gram LM (alpha 0.5, beta 1.5)", "fp32")):
         s = json.loads((out / f"{family}-{run}" / "summary.json").read_text())
         print(f"| {family} | {decoding} | {dtype} | {s['wer']:.3f} | {s['cer']:.3f} | {s['utterances']} |")
 s = json.loads((out / "hibari-train-greedy-fp32" / "summary.json").read_text())

@@ -13,6 +13,10 @@ steadiness that she would do what she said". This script turns them into the id/
 * at least --min-words and at most --max-words words; each distinct text once;
 * ids `wordnet-<pos>-<synset offset>-<k>`, sorted, so the output is deterministic.
 
+`--what glosses` gives the definitions instead (the gloss before its first example, up to the
+first ';', parentheses removed; ids `wordnet-gloss-<pos>-<synset offset>`): text the demo
+corpus never trains on, for a development set (scripts/tune_lm.py picks the LM weights on it).
+
 Usage::
 
     apt-get install wordnet-base          # scripts/install_tts.sh does it
@@ -29,6 +33,7 @@ from pathlib import Path
 WORDNET_DIR = Path("/usr/share/wordnet")
 POS_FILES = {"n": "data.noun", "v": "data.verb", "a": "data.adj", "r": "data.adv"}
 QUOTED = re.compile(r'"([^"]+)"')
+PARENS = re.compile(r"\([^()]*\)")
 NOT_LETTER = re.compile(r"[^A-Z']+")
 
 
@@ -56,11 +61,29 @@ def examples(wordnet_dir: Path) -> Iterator[tuple[str, str]]:
                     yield f"wordnet-{pos}-{offset}-{k}", ex
 
 
+def glosses(wordnet_dir: Path) -> Iterator[tuple[str, str]]:
+    """(id, raw definition) for every synset: its gloss up to the first ';' or example,
+    without parenthesised remarks ("(usually followed by `to')")."""
+    for pos, name in POS_FILES.items():
+        path = wordnet_dir / name
+        with open(path, encoding="latin-1") as f:
+            for line in f:
+                if line.startswith("  ") or "|" not in line:
+                    continue
+                offset = line.split(" ", 1)[0]
+                gloss = line.split("|", 1)[1].split('"', 1)[0].split(";", 1)[0]
+                definition = PARENS.sub(" ", gloss).replace("`", " ")
+                if definition.strip():
+                    yield f"wordnet-gloss-{pos}-{offset}", definition
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--wordnet-dir", type=Path, default=WORDNET_DIR,
                    help="folder with WordNet's data.noun, data.verb, data.adj, data.adv")
     p.add_argument("--out", type=Path, required=True, help="TSV to write (id, text)")
+    p.add_argument("--what", choices=("examples", "glosses"), default="examples",
+                   help="usage examples (training text) or definitions (development text)")
     p.add_argument("--min-words", type=int, default=4)
     p.add_argument("--max-words", type=int, default=30)
     a = p.parse_args(argv)
@@ -69,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"wordnet_text: {a.wordnet_dir} lacks {', '.join(missing)}: "
                  "install Debian's wordnet-base (apt-get install wordnet-base) or pass --wordnet-dir")
     rows, seen, n_raw = [], set(), 0
-    for ex_id, raw in examples(a.wordnet_dir):
+    source = examples if a.what == "examples" else glosses
+    for ex_id, raw in source(a.wordnet_dir):
         n_raw += 1
         text = normalize(raw)
         if not text or not a.min_words <= len(text.split()) <= a.max_words or text in seen:
@@ -84,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         f.writelines(f"{i}\t{t}\n" for i, t in rows)
     tmp.replace(a.out)
     words = sum(len(t.split()) for _, t in rows)
-    print(f"wordnet_text: {len(rows)} sentences, {words} words (of {n_raw} examples) -> {a.out}",
+    print(f"wordnet_text: {len(rows)} sentences, {words} words (of {n_raw} {a.what}) -> {a.out}",
           file=sys.stderr)
     return 0
 

@@ -330,3 +330,92 @@ def test_decoding_comes_from_the_config_and_flags_override_it(tiny_ctc, tmp_path
     assert result.exit_code == 1 and "decode.hotwords need decode.decoder beam" in result.output
     result = runner.invoke(cli, ["transcribe", str(audio), "-m", str(folder), "--set", "decode.lm=missing.arpa"])
     assert result.exit_code == 1 and "decode.lm: missing.arpa is not a file" in result.output
+
+
+# -- the LM of a hub model with Wav2Vec2ProcessorWithLM (e.g. *-with-lm repos) -----------------
+
+
+def fake_hub_model(cache: Path, repo: str, processor_class: str, lm_text: str | None) -> Path:
+    """A model in a Hugging Face cache layout (refs/main -> snapshots/<commit>/), as the hub
+    client leaves it; with language_model/ holding an ARPA and attrs.json when lm_text is given."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo_dir = cache / ("models--" + repo.replace("/", "--"))
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (snapshot / "preprocessor_config.json").write_text(json.dumps(
+        {"feature_extractor_type": "Wav2Vec2FeatureExtractor", "processor_class": processor_class}))
+    if lm_text is not None:
+        (snapshot / "language_model").mkdir()
+        (cache / "lm.txt").write_text(lm_text)
+        build_lm(cache / "lm.txt", snapshot / "language_model" / "4gram.arpa", 2)
+        (snapshot / "language_model" / "attrs.json").write_text(json.dumps(
+            {"alpha": 0.8, "beta": 1.2, "unk_score_offset": -10.0, "score_boundary": True}))
+    return snapshot
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from w2v_cli.models import hub_language_model_dir
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    hub_language_model_dir.cache_clear()
+    yield cache
+    hub_language_model_dir.cache_clear()
+
+
+def test_a_hub_models_cached_lm_is_used_like_a_folders(hub_cache, monkeypatch, caplog):
+    from w2v_cli.decoding import DecodeOptions, bundled_lm, resolve
+
+    snapshot = fake_hub_model(hub_cache, "org/with-lm", "Wav2Vec2ProcessorWithLM", "HELLO WORLD\n")
+    fake_hub_model(hub_cache, "org/plain", "Wav2Vec2Processor", None)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("no network for a model whose LM is cached or that has none")
+
+    monkeypatch.setattr("w2v_cli.models.hub_reachable", no_network)
+    monkeypatch.setattr("w2v_cli.decoding.beam_search_available", lambda: True)
+    lm = bundled_lm("org/with-lm")
+    assert lm is not None and (lm.path, lm.alpha, lm.beta) == (snapshot / "language_model" / "4gram.arpa", 0.8, 1.2)
+    settled = resolve(DecodeOptions("auto"), "org/with-lm")
+    assert (settled.decoder, settled.beam.lm_path) == ("beam", str(lm.path))
+    assert bundled_lm("org/plain") is None and resolve(DecodeOptions("auto"), "org/plain").decoder == "greedy"
+    assert bundled_lm("org/not-cached") is None
+    assert "on the hub" not in caplog.text  # nothing to warn about
+
+
+def test_a_hub_models_lm_missing_from_the_cache_is_fetched_or_named(hub_cache, monkeypatch, caplog):
+    import huggingface_hub
+
+    from w2v_cli.decoding import bundled_lm
+    from w2v_cli.models import hub_language_model_dir
+
+    snapshot = fake_hub_model(hub_cache, "org/with-lm", "Wav2Vec2ProcessorWithLM", None)
+    # offline (the tests' default): decoded without it, one warning naming why and --lm
+    with caplog.at_level("WARNING", logger="w2v"):
+        assert bundled_lm("org/with-lm") is None
+        assert bundled_lm("org/with-lm") is None
+    assert caplog.text.count("comes with an n-gram LM on the hub") == 1
+    assert "HF_HUB_OFFLINE is set" in caplog.text and "--lm FILE" in caplog.text
+    # online: only language_model/ is downloaded, into the same snapshot
+    hub_language_model_dir.cache_clear()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr("w2v_cli.models.hub_reachable", lambda *a, **k: True)
+    asked = []
+
+    def fake_download(repo_id, revision=None, allow_patterns=None):
+        asked.append((repo_id, allow_patterns))
+        (snapshot / "language_model").mkdir()
+        (hub_cache / "lm.txt").write_text("HELLO WORLD\n")
+        build_lm(hub_cache / "lm.txt", snapshot / "language_model" / "4gram.arpa", 2)
+        return str(snapshot)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    lm = bundled_lm("org/with-lm")
+    assert asked == [("org/with-lm", ["language_model/*"])]
+    assert lm is not None and lm.path == snapshot / "language_model" / "4gram.arpa" and lm.alpha == 0.5

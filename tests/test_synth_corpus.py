@@ -90,6 +90,11 @@ def test_wordnet_examples_are_normalized_to_the_corpus_alphabet(tmp_path):
     assert (tmp_path / "out.tsv").read_text().splitlines() == [
         "id\ttext", "wordnet-a-00001740-0\tSHE WAS ABLE TO PROGRAM HER COMPUTER",
         "wordnet-a-00001740-1\tWE WERE AT LAST ABLE TO BUY A CAR"]  # "able to go": under 4 words
+    # definitions (the development set's text): the gloss before ';', parentheses removed
+    w.main(["--wordnet-dir", str(tmp_path), "--what", "glosses", "--min-words", "3",
+            "--out", str(tmp_path / "glosses.tsv")])
+    assert (tmp_path / "glosses.tsv").read_text().splitlines() == [
+        "id\ttext", "wordnet-gloss-a-00001740\tHAVING THE NECESSARY MEANS"]
     (tmp_path / "data.noun").unlink()
     with pytest.raises(SystemExit, match="wordnet-base"):
         w.main(["--wordnet-dir", str(tmp_path), "--out", str(tmp_path / "x.tsv")])

@@ -62,14 +62,15 @@ class BundledLM:
 
 
 def bundled_lm(model_name: str) -> BundledLM | None:
-    """The LM in `<model folder>/language_model/` of a local folder or built-in model; None
-    when there is none (hub ids: not looked up)."""
+    """The LM in `<model folder>/language_model/` of a local folder or built-in model, or of
+    a hub model whose processor is Wav2Vec2ProcessorWithLM (models.hub_language_model_dir:
+    cached, else fetched when the hub answers); None when there is none."""
     import json
 
-    from .models import local_path
+    from .models import hub_language_model_dir, local_path
 
     folder = local_path(model_name)
-    lm_dir = folder / "language_model" if folder else None
+    lm_dir = folder / "language_model" if folder else hub_language_model_dir(model_name)
     if lm_dir is None or not lm_dir.is_dir():
         return None
     files = sorted(f for f in lm_dir.iterdir() if f.is_file() and f.name.endswith(LM_SUFFIXES))

@@ -13,6 +13,8 @@ never trusted.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 import pickle
@@ -135,6 +137,58 @@ def from_pretrained(cls: Any, name: str, revision: str | None = None, **kwargs: 
         return cls.from_pretrained(name, revision=revision, **kwargs)
     except OSError as e:
         raise ModelNotAvailableError(f"model '{name}' could not be loaded from the hub: {e}") from None
+
+
+WITH_LM_PROCESSOR = "Wav2Vec2ProcessorWithLM"
+
+
+@functools.lru_cache(maxsize=32)
+def hub_language_model_dir(name: str, revision: str | None = None) -> Path | None:
+    """`language_model/` of a hub model whose processor is transformers'
+    Wav2Vec2ProcessorWithLM (its preprocessor or processor config says so), as the ASR
+    pipeline would use it: from the local cache, else downloaded (only those files) when the
+    hub answers. None for local folders, built-in names, models without an LM, and when the
+    LM can be neither found nor fetched (with one warning). Looks only at the cache for the
+    processor config, which loading the model has put there; no network for a model
+    without an LM. Once per model and revision per process."""
+    if local_path(name) is not None or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        return None
+    try:
+        from huggingface_hub import snapshot_download, try_to_load_from_cache
+    except ImportError:
+        return None
+    snapshot = None
+    for filename in ("preprocessor_config.json", "processor_config.json"):
+        found = try_to_load_from_cache(name, filename, revision=revision)
+        if not isinstance(found, str):
+            continue
+        try:
+            processor_class = json.loads(Path(found).read_text(encoding="utf-8")).get("processor_class")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if processor_class == WITH_LM_PROCESSOR:
+            snapshot = Path(found).parent
+            break
+    if snapshot is None:
+        return None
+    lm_dir = snapshot / "language_model"
+    if lm_dir.is_dir() and any(lm_dir.iterdir()):
+        return lm_dir
+    why = ("HF_HUB_OFFLINE is set" if hub_offline()
+           else "the hub cannot be reached" if not hub_reachable() else None)
+    if why is None:
+        logger.info("downloading %s's n-gram language model (language_model/) from the hub", name)
+        try:
+            lm_dir = Path(snapshot_download(name, revision=revision, allow_patterns=["language_model/*"])) / "language_model"
+        except Exception as e:  # noqa: BLE001 - any hub or disk failure: decode without the LM, and say so
+            why = f"its download failed ({type(e).__name__}: {e})"
+        else:
+            if lm_dir.is_dir() and any(lm_dir.iterdir()):
+                return lm_dir
+            why = "the hub's copy has no files in language_model/"
+    logger.warning("model %s comes with an n-gram LM on the hub (%s), which is not in the local cache and %s: "
+                   "decoding without it; pass --lm FILE to use one", name, WITH_LM_PROCESSOR, why)
+    return None
 
 
 def pick_device(device: str = "auto") -> str:
