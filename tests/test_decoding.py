@@ -1,5 +1,6 @@
 """Beam search (pyctcdecode, kenlm: optional, `make install-lm`) and the n-gram LM builder."""
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -256,6 +257,25 @@ def test_bundled_lm_is_the_default_decoder_unless_greedy_or_none_is_asked(tiny_c
     monkeypatch.setattr("w2v_cli.decoding.beam_search_available", lambda: True)
     auto = resolve(DecodeOptions("auto"), str(folder))
     assert (auto.decoder, auto.beam.lm_path, auto.beam.alpha, auto.beam.beta) == ("beam", lm, 0.7, 2.0)
+    assert (auto.beam.unk_score_offset, auto.beam.score_boundary) == (-10.0, True)  # pyctcdecode's defaults
+    # the other two attributes pyctcdecode saves in attrs.json are read too, for this LM only
+    (folder / "language_model" / "attrs.json").write_text(json.dumps(
+        {"alpha": 0.7, "beta": 2.0, "unk_score_offset": -4.5, "score_boundary": False}))
+    auto = resolve(DecodeOptions("auto"), str(folder))
+    assert (auto.beam.unk_score_offset, auto.beam.score_boundary) == (-4.5, False)
+    other_lm = resolve(DecodeOptions("beam", BeamOptions(lm_path=str(tmp_path / "lm.arpa"))), str(folder)).beam
+    assert (other_lm.unk_score_offset, other_lm.score_boundary) == (-10.0, True)
+    if importlib.util.find_spec("pyctcdecode") and importlib.util.find_spec("kenlm"):
+        from w2v_cli.decoding import BeamDecoder
+        from w2v_cli.models import load_ctc_model
+
+        tokenizer = load_ctc_model(str(folder), device="cpu").processor.tokenizer
+        language_model = BeamDecoder(tokenizer, len(tokenizer), auto.beam).decoder._language_model
+        assert (language_model.unk_score_offset, language_model.score_boundary) == (-4.5, False)
+    (folder / "language_model" / "attrs.json").write_text(json.dumps({"alpha": "high"}))
+    with pytest.raises(W2VError, match="attrs.json: a value is not a number"):
+        resolve(DecodeOptions("auto"), str(folder))
+    (folder / "language_model" / "attrs.json").write_text(json.dumps({"alpha": 0.7, "beta": 2.0}))
     assert resolve(DecodeOptions("beam", BeamOptions(alpha=0.1)), str(folder)).beam.alpha == 0.1  # a flag wins
     assert resolve(DecodeOptions("auto", BeamOptions(bundled_lm=False)), str(folder)).decoder == "greedy"  # --lm none
     assert resolve(DecodeOptions("beam", BeamOptions(bundled_lm=False)), str(folder)).beam.lm_path is None

@@ -45,6 +45,9 @@ class BeamOptions:
     hotwords: list[str] = field(default_factory=list)  # words or phrases to favour, may be out of the LM
     hotword_weight: float = 10.0  # how much to favour them
     bundled_lm: bool = True  # with decoder "auto"/"beam" and no lm_path: the model folder's own LM
+    # pyctcdecode's other two LM attributes; a bundled LM's attrs.json sets them
+    unk_score_offset: float = -10.0  # log-score added for a word the LM does not know
+    score_boundary: bool = True  # score sentence start and end with the LM (<s>, </s>)
 
 
 DEFAULT_ALPHA, DEFAULT_BETA = 0.5, 1.5
@@ -54,11 +57,14 @@ LM_SUFFIXES = (".arpa", ".arpa.gz", ".bin", ".binary")
 @dataclass
 class BundledLM:
     """An n-gram LM shipped in a model folder's `language_model/` (transformers'
-    Wav2Vec2ProcessorWithLM layout: one KenLM file, attrs.json with alpha and beta)."""
+    Wav2Vec2ProcessorWithLM layout: one KenLM file, attrs.json with alpha, beta and, as
+    pyctcdecode saves it, unk_score_offset and score_boundary)."""
 
     path: Path
     alpha: float = DEFAULT_ALPHA
     beta: float = DEFAULT_BETA
+    unk_score_offset: float = -10.0
+    score_boundary: bool = True
 
 
 def bundled_lm(model_name: str) -> BundledLM | None:
@@ -85,7 +91,13 @@ def bundled_lm(model_name: str) -> BundledLM | None:
             attrs = json.loads((lm_dir / "attrs.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise W2VError(f"{lm_dir / 'attrs.json'} is not valid JSON ({e}); fix or delete it") from None
-    return BundledLM(files[0], float(attrs.get("alpha", DEFAULT_ALPHA)), float(attrs.get("beta", DEFAULT_BETA)))
+    defaults = BundledLM(files[0])
+    try:
+        return BundledLM(files[0], float(attrs.get("alpha", defaults.alpha)), float(attrs.get("beta", defaults.beta)),
+                         float(attrs.get("unk_score_offset", defaults.unk_score_offset)),
+                         bool(attrs.get("score_boundary", defaults.score_boundary)))
+    except (TypeError, ValueError) as e:
+        raise W2VError(f"{lm_dir / 'attrs.json'}: a value is not a number ({e}); fix or delete it") from None
 
 
 def beam_search_available() -> bool:
@@ -171,7 +183,9 @@ class BeamDecoder:
         if lm_model is not None:
             alpha = DEFAULT_ALPHA if options.alpha is None else options.alpha
             beta = DEFAULT_BETA if options.beta is None else options.beta
-            language_model = LanguageModel(lm_model, unigrams, alpha=alpha, beta=beta)
+            language_model = LanguageModel(lm_model, unigrams, alpha=alpha, beta=beta,
+                                           unk_score_offset=options.unk_score_offset,
+                                           score_boundary=options.score_boundary)
         self.decoder = BeamSearchDecoderCTC(Alphabet(labels, False), language_model)
 
     @staticmethod
@@ -267,7 +281,9 @@ def resolve(options: DecodeOptions, model_name: str, warn: bool = True) -> Decod
     lm_path = beam.lm_path or (str(bundled.path) if bundled else None)  # bundled: only when beam
     alpha = beam.alpha if beam.alpha is not None else (bundled.alpha if bundled else DEFAULT_ALPHA)
     beta = beam.beta if beam.beta is not None else (bundled.beta if bundled else DEFAULT_BETA)
-    return DecodeOptions(decoder, dataclasses.replace(beam, lm_path=lm_path, alpha=alpha, beta=beta))
+    extra = (dict(unk_score_offset=bundled.unk_score_offset, score_boundary=bundled.score_boundary)
+             if bundled and lm_path == str(bundled.path) else {})
+    return DecodeOptions(decoder, dataclasses.replace(beam, lm_path=lm_path, alpha=alpha, beta=beta, **extra))
 
 
 class Decoder:

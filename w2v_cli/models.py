@@ -292,6 +292,7 @@ def load_ctc_model(
     name: str, device: str = "auto", dtype: str = "fp32", revision: str | None = None
 ) -> LoadedModel:
     """Load a CTC model and its processor (feature extractor + tokenizer)."""
+    import torch
     from transformers import AutoModelForCTC, Wav2Vec2Processor
 
     device = pick_device(device)
@@ -299,6 +300,10 @@ def load_ctc_model(
     processor = from_pretrained(Wav2Vec2Processor, name, revision)
     model = from_pretrained(AutoModelForCTC, name, revision)
     model.to(device=device, dtype=torch_dtype).eval()
+    if device == "cpu" and torch_dtype != torch.float32:
+        from .conv_guard import guard_convs
+
+        guard_convs(model)  # conv1d shapes that torch's CPU bf16 kernels get wrong run in float32
     logger.debug("loaded %s on %s in %s", name, device, torch_dtype)
     return LoadedModel(name, model, processor, device, torch_dtype)
 
