@@ -1,12 +1,14 @@
 """Low-precision conv1d layers that this torch build computes wrongly run in float32.
 
 torch 2.13's CPU build (oneDNN 3.12) returns garbage for some bf16 ``conv1d`` shapes: on this
-project's AMD EPYC (AVX512-BF16, AMX), 4, 8 or 12 input channels per group with a 16-tap
+project's Intel Xeon (AMX-BF16), 4, 8 or 12 input channels per group with a 16-tap
 kernel gave a result whose error was larger than the result itself (relative error 1.04-1.14
 against float32, where bf16 rounding gives 0.003), while 2, 16, 24, 32, 48 and 64 channels
 per group were right. wav2vec2-base (48 per group, 128 taps), large (64) and the demo model
 (24, 32 taps) are not hit; small custom architectures can be, through the positional
-convolution, and then a bf16 transcript is noise.
+convolution, and then a bf16 transcript is noise. (The AMD EPYC without AMX that the project
+ran on before did not show it: the bf16 test on the tests' tiny model, 8 channels per group,
+passed there and failed on the Xeon.)
 
 `guard_convs` probes each distinct conv1d shape of a bf16/fp16 CPU model once, with its own
 weights on random input 9 output frames long, against float32; a shape that disagrees by more
