@@ -97,6 +97,53 @@ def test_default_model_falls_back_to_builtin_demo_but_a_named_one_never(tmp_path
     assert runner.invoke(cli, ["pretrain-check", "-m", "patrickvonplaten/wav2vec2-base"]).exit_code == 1
 
 
+def test_outputs_of_the_offline_fallback_are_not_taken_for_the_hub_models(tmp_path, monkeypatch, tiny_ctc):
+    """`transcribe -o DIR` that fell back to `demo` records demo as the model: the same command
+    offline again skips the input, and once the hub model is to be used it is redone."""
+    import json
+    import shutil
+
+    import click
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from w2v_cli import models
+    from w2v_cli.cli import cli, ctc_model_config
+    from w2v_cli.config import DEFAULT_CTC_MODEL, load_config
+    from w2v_cli.testing import synth_speechlike
+    from w2v_cli.transcribe import finished_inputs
+
+    builtin = tmp_path / "models"
+    shutil.copytree(tiny_ctc, builtin / "demo")
+    monkeypatch.setattr(models, "BUILTIN_DIR", builtin)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    audio, out = tmp_path / "a.wav", tmp_path / "out"
+    sf.write(audio, synth_speechlike(1.0), 16000)
+    runner = CliRunner()
+    args = ["transcribe", str(audio), "-o", str(out), "--decoder", "greedy"]
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    assert "built-in 'demo' model instead" in first.stderr
+    record = json.loads((out / ".a.w2v.json").read_text())
+    assert record["fingerprint"]["model"]["folder"] == str((builtin / "demo").resolve())
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 0 and "skipping 1 of 1 inputs" in again.stderr
+    config = load_config(flags={"decode.decoder": "greedy"})
+    assert config.model.name == DEFAULT_CTC_MODEL
+    with click.Context(cli) as ctx:  # as the CLI runs it: no --config, no --set
+        ctx.meta["w2v.config"] = (None, ())
+        offline = ctc_model_config(config, None)
+        assert offline.model.name == "demo"
+        assert ctc_model_config(config, DEFAULT_CTC_MODEL).model.name == DEFAULT_CTC_MODEL  # named: no fallback
+        # the hub answers now: the hub model will be loaded, and the demo's output is not its
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: True)
+        online = ctc_model_config(config, None)
+    assert online.model.name == DEFAULT_CTC_MODEL
+    assert finished_inputs([audio], online, out) == {}
+    assert list(finished_inputs([audio], offline, out)) == [str(audio)]
+
+
 def test_hub_probe_is_bounded_even_when_the_name_lookup_hangs(monkeypatch):
     import socket
     import time

@@ -187,12 +187,32 @@ def implicit_default(flag: str | None, key: str) -> bool:
 
 def load_ctc(config: Config, flag: str | None, device: str | None = None, dtype: str | None = None) -> Any:
     """The CTC model of model.name; the default falls back to the built-in `demo` offline."""
-    from .config import DEFAULT_CTC_MODEL
     from .models import load_ctc_model, load_with_fallback
 
-    fallback = "demo" if config.model.name == DEFAULT_CTC_MODEL and implicit_default(flag, "model.name") else None
-    return load_with_fallback(load_ctc_model, config.model.name, fallback, device or config.inference.device,
-                              dtype or config.inference.dtype, config.model.revision)
+    return load_with_fallback(load_ctc_model, config.model.name, ctc_fallback(config, flag),
+                              device or config.inference.device, dtype or config.inference.dtype,
+                              config.model.revision)
+
+
+def ctc_fallback(config: Config, flag: str | None) -> str | None:
+    """The built-in model the CTC default falls back to offline; None for a named model."""
+    from .config import DEFAULT_CTC_MODEL
+
+    return "demo" if config.model.name == DEFAULT_CTC_MODEL and implicit_default(flag, "model.name") else None
+
+
+def ctc_model_config(config: Config, flag: str | None) -> Config:
+    """`config` with the model load_ctc will load, decided without loading it: what
+    transcribe's resume check compares earlier outputs with (outputs the offline fallback
+    made are not taken as the hub model's, nor the reverse)."""
+    import dataclasses
+
+    from .models import would_fall_back
+
+    fallback = ctc_fallback(config, flag)
+    if not would_fall_back(config.model.name, fallback, config.model.revision):
+        return config
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, name=fallback, revision=None))
 
 
 @click.group(cls=W2VGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -277,8 +297,8 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
         click.echo(f"error: {key}: {error}", err=True)
     total = len(paths) + len(bad_args)
     subtitles = SubtitleOptions(max_line_width, max_words_per_line, max_line_count)
-    done = finished_inputs(paths, config, output_dir, output_format, get_writers(output_format, subtitles),
-                           decode=decode) if output_dir and not overwrite else {}
+    done = finished_inputs(paths, ctc_model_config(config, model), output_dir, output_format,
+                           get_writers(output_format, subtitles), decode=decode) if output_dir and not overwrite else {}
     if done and shard.is_main:
         click.echo(f"skipping {len(done)} of {len(paths)} inputs already transcribed in {output_dir} "
                    f"with this model and options (--overwrite redoes them)", err=True)

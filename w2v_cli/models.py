@@ -322,6 +322,27 @@ def load_pretraining_model(
     return LoadedModel(name, model, feature_extractor, device, torch.float32)
 
 
+def in_hub_cache(name: str, revision: str | None = None) -> bool:
+    """Whether the Hugging Face cache holds hub model `name` (its config.json)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str)
+    except Exception:  # noqa: BLE001 - a malformed name or cache: "not cached", load says why
+        return False
+
+
+def would_fall_back(name: str, fallback: str | None, revision: str | None = None) -> bool:
+    """Whether ``load_with_fallback(load, name, fallback)`` would load `fallback`: `name` is a
+    hub id that is not cached while the hub is off or does not answer. Decided without
+    loading, for what must know the model first (transcribe's resume check)."""
+    if not fallback or fallback not in builtin_models() or local_path(name) is not None:
+        return False
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or in_hub_cache(name, revision):
+        return False
+    return hub_offline() or not hub_reachable()
+
+
 def load_with_fallback(load: Callable[..., LoadedModel], name: str, fallback: str | None,
                        *args: Any, **kwargs: Any) -> LoadedModel:
     """``load(name, ...)``; when `name` is not available and `fallback` is an installed

@@ -285,6 +285,8 @@ def transcribe_paths(
         sources = [_long_enough(file_source(p, sr, config.audio.block_s), min_samples, sr) for p in todo]
         decoder = Decoder(loaded, decode, timestamps=any(w.needs_timestamps for w in writers))
         results = transcribe_sources(loaded, sources, config.inference, decoder.keep_log_probs)
+    if loaded is not None and loaded.name != config.model.name:  # the offline fallback model
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, name=loaded.name, revision=None))
     wanted = fingerprint(config, decode) if output_dir else {}
     for path in paths:
         if str(path) in done:
