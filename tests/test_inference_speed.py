@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from w2v_cli import feature_encoder
+from w2v_cli import feature_encoder, heap
 from w2v_cli.cli import cli
 from w2v_cli.config import InferenceConfig
 from w2v_cli.errors import AudioError
@@ -348,3 +348,50 @@ def test_fast_encoder_follows_weight_updates(tiny_ctc):
     after, expected = both()
     torch.testing.assert_close(after, expected, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(after, before, atol=1e-3)
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+@pytest.mark.skipif(not heap.available(), reason="malloc_trim is glibc's")
+def test_heap_trim_hands_free_pages_in_the_middle_of_the_heap_back():
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(100_000) for _ in range(1000)]  # under the mmap threshold: heap memory
+    for b in blocks:
+        ctypes.memset(b, 1, 100_000)  # resident
+    for b in blocks[:-1]:  # the last block pins the heap's top, so free() cannot shrink it
+        libc.free(b)
+    before = _rss_kb()
+    trimmer = heap.HeapTrimmer(every_s=0)
+    assert trimmer.maybe_trim()
+    after = _rss_kb()
+    libc.free(blocks[-1])
+    assert before - after > 50_000, (before, after)  # of the ~100 MB freed
+
+
+def test_engine_trims_the_heap_between_batches(tiny_ctc, monkeypatch):
+    import w2v_cli.inference as inference
+
+    trims = []
+
+    class Counting(heap.HeapTrimmer):
+        def __init__(self, every_s=5.0):
+            super().__init__(every_s=0)
+
+        def maybe_trim(self):
+            trims.append(1)
+            return super().maybe_trim()
+
+    monkeypatch.setattr(inference, "HeapTrimmer", Counting)
+    loaded = load_ctc_model(str(tiny_ctc), dtype="fp32")
+    audio = synth_speechlike(9.0, 16000, seed=1)
+    [result] = run(loaded, [array_source("long", audio, 16000)], chunk_s=2.0, stride_s=0.4, batch_size=1)
+    assert result.error is None
+    assert len(trims) >= 5  # once per batch taken: 9 s in 1.2 s steps

@@ -39,6 +39,7 @@ from .audio import BLOCK_S, audio_info, stream_audio
 from .config import InferenceConfig
 from .errors import AudioError, W2VError
 from .feature_encoder import prepare_for_inference
+from .heap import HeapTrimmer
 from .models import LoadedModel, configure_threads
 from .packed_linear import pack_linears
 
@@ -361,6 +362,7 @@ class Engine:
         kept: list[np.ndarray] = []
         kept_log_probs: list[np.ndarray] = []
         kept_samples: list[np.ndarray] = []
+        trimmer = HeapTrimmer() if self.loaded.device == "cpu" else None  # see heap.py
 
         def call(batch: list[np.ndarray]):
             return self.forward(batch, log_probs=True) if self.keep_log_probs else (self.forward(batch), None)
@@ -392,12 +394,16 @@ class Engine:
                     if progress.n + seconds > progress.total:  # headers without a length (MP3)
                         progress.total = progress.n + seconds
                     progress.update(seconds)
+            if trimmer is not None:
+                trimmer.maybe_trim()
 
         def finish(kind: str, index: int, payload: Any) -> Transcription:
             source = sources[index]
             if index == len(sources) - 1:  # before the last yield: callers may stop there
                 logger.debug("transcribed %d inputs in %.1f s (model forward %.2f s)", len(sources),
                              time.perf_counter() - started, self.forward_s)
+                if trimmer is not None and trimmer.calls:
+                    logger.debug("heap trimmed %d times in %.2f s", trimmer.calls, trimmer.seconds)
             if kind == "error":
                 kept.clear()
                 kept_log_probs.clear()
