@@ -60,6 +60,9 @@ def tiny_pretraining(tmp_path_factory) -> Path:
 def _offline(monkeypatch):
     # Tests never touch the network; the hub-unreachable path is tested explicitly.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from w2v_cli import models
+
+    models._unreachable.clear()  # a failed probe is remembered; not from one test to the next
 
 
 # Property tests explore the same examples on every run (the database is not kept between CI

@@ -161,6 +161,25 @@ def test_hub_probe_is_bounded_even_when_the_name_lookup_hangs(monkeypatch):
     assert not models.hub_reachable(timeout_s=2.0)  # nothing listens any more
     real = socket.getaddrinfo
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (time.sleep(5), real(*a, **k))[1])
+    models._unreachable.clear()  # the failure above is remembered; probe the hanging resolver
     started = time.monotonic()
     assert not models.hub_reachable(timeout_s=0.3)
     assert time.monotonic() - started < 1.5
+
+
+def test_a_failed_hub_probe_is_remembered_for_a_while(monkeypatch):
+    from w2v_cli import models
+
+    probes = []
+    answer = [False]
+    monkeypatch.setattr(models, "_probe", lambda key, timeout_s: probes.append(key) or answer[0])
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example:443")
+    assert not models.hub_reachable() and not models.hub_reachable()
+    assert probes == [("hub.example", 443)]  # asked once: a second caller does not wait again
+    monkeypatch.setenv("HF_ENDPOINT", "https://mirror.example")
+    assert not models.hub_reachable()
+    assert len(probes) == 2  # another endpoint is probed on its own
+    monkeypatch.setattr(models, "UNREACHABLE_TTL_S", 0.0)
+    answer[0] = True
+    assert models.hub_reachable() and models.hub_reachable()
+    assert len(probes) == 4  # expired: probed again; a success is never remembered

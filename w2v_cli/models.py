@@ -34,6 +34,8 @@ logger = logging.getLogger("w2v")
 # Built-in models ship as package data: w2v_cli/assets/models/<name>/.
 BUILTIN_DIR = Path(__file__).parent / "assets" / "models"
 HUB_TIMEOUT_S = 3.0  # how long we wait to learn whether the hub answers
+UNREACHABLE_TTL_S = 60.0  # a failed probe is believed this long (one command may ask twice)
+_unreachable: dict[tuple[str, int], float] = {}  # (host, port) -> when a probe last failed
 
 
 def builtin_models() -> dict[str, Path]:
@@ -52,15 +54,32 @@ def hub_offline() -> bool:
 
 
 def hub_reachable(timeout_s: float = HUB_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the hub (or the configured HTTPS proxy) opens in time."""
+    """Whether a TCP connection to the hub (or the configured HTTPS proxy) opens in time.
+
+    A failure is remembered for UNREACHABLE_TTL_S, so a command that asks twice (e.g.
+    `transcribe -o DIR` checks which model would run before loading it) waits at most once.
+    """
     target = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
     target = target or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     url = urlparse(target if "://" in target else f"http://{target}")
     port = url.port or (443 if url.scheme == "https" else 80)
+    key = (url.hostname or "", port)
+    failed_at = _unreachable.get(key)
+    if failed_at is not None and time.monotonic() - failed_at < UNREACHABLE_TTL_S:
+        return False
+    if _probe(key, timeout_s):
+        _unreachable.pop(key, None)
+        return True
+    _unreachable[key] = time.monotonic()
+    return False
+
+
+def _probe(key: tuple[str, int], timeout_s: float) -> bool:
+    host, port = key
     # The name lookup runs in a daemon thread: getaddrinfo ignores socket timeouts, and a
     # broken resolver can hang for much longer than timeout_s.
     found: list = []
-    lookup = threading.Thread(target=lambda: found.append(_resolve(url.hostname or "", port)), daemon=True)
+    lookup = threading.Thread(target=lambda: found.append(_resolve(host, port)), daemon=True)
     started = time.monotonic()
     lookup.start()
     lookup.join(timeout_s)
