@@ -1,9 +1,9 @@
 """Give the C heap's free pages back to the OS while a long recording is transcribed.
 
 Every model call allocates and frees activations of a few to tens of MB. glibc's malloc
-keeps freed memory in its arenas (one per worker thread, and its mmap threshold rises to
-32 MB after the first large free, so these buffers come from the arenas, not from mmap),
-and the free space between live blocks stays resident: measured on a one-hour recording in
+keeps freed memory in its arenas (one per worker thread; its mmap threshold rises to the
+size of the first large block freed, up to 32 MB, so these buffers come from the arenas,
+not from mmap), and the free space between live blocks stays resident: measured on a one-hour recording in
 fp32 (wav2vec2-base, two workers), memory in use by the allocator stayed at 250-310 MB
 while the free memory it held grew from ~100 MB after 15 s to ~330 MB after 7 minutes, and
 the process's peak RSS with it. ``malloc_trim(0)`` hands every whole free page of every
