@@ -3,11 +3,12 @@
 Every model call allocates and frees activations of a few to tens of MB. glibc's malloc
 keeps freed memory in its arenas (one per worker thread; its mmap threshold rises to the
 size of the first large block freed, up to 32 MB, so these buffers come from the arenas,
-not from mmap), and the free space between live blocks stays resident: measured on a one-hour recording in
-fp32 (wav2vec2-base, two workers), memory in use by the allocator stayed at 250-310 MB
-while the free memory it held grew from ~100 MB after 15 s to ~330 MB after 7 minutes, and
-the process's peak RSS with it. ``malloc_trim(0)`` hands every whole free page of every
-arena back (``madvise(MADV_DONTNEED)``), so what stays resident is what is in use.
+not from mmap), and the free space between live blocks stays resident: measured on a
+one-hour recording in fp32 (wav2vec2-base, two workers), memory in use by the allocator
+stayed at 250-310 MB while the free memory it held grew from ~110 MB after 15 s to
+~330 MB after 7 minutes, and the process's peak RSS with it. ``malloc_trim(0)`` hands
+every whole free page of every arena back (``madvise(MADV_DONTNEED)``), so what stays
+resident is what is in use.
 
 Elsewhere (macOS, musl, Windows) this does nothing.
 """
@@ -17,10 +18,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import logging
 import time
-
-logger = logging.getLogger("w2v")
 
 
 @functools.cache
