@@ -100,6 +100,22 @@ def test_masking_keys_reach_a_fresh_and_a_loaded_model(tmp_path):
         assert model.config.mask_feature_length == feature_length
 
 
+def test_train_dropout_sets_the_dropouts_of_a_fresh_and_a_loaded_model(tmp_path):
+    """train.dropout overrides the checkpoint's dropouts; null keeps them; out of range is an error."""
+    processor = make_processor(tmp_path / "proc")
+    fresh = build_model(tiny_config(tmp_path, "unused.tsv", ["train.dropout=0.3"]), processor)
+    fresh.save_pretrained(tmp_path / "saved")  # saved with dropout 0.3
+    kept = build_model(load_config(None, [f"model.name={tmp_path / 'saved'}"]), processor)
+    zeroed = build_model(load_config(None, [f"model.name={tmp_path / 'saved'}", "train.dropout=0"]), processor)
+    for model, value in ((fresh, 0.3), (kept, 0.3), (zeroed, 0.0)):
+        for name in ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout"):
+            assert getattr(model.config, name) == value, (name, value)
+    assert zeroed.wav2vec2.encoder.layers[0].attention.dropout == 0.0  # reached the modules, not just the config
+    assert kept.wav2vec2.encoder.layers[0].attention.dropout == 0.3
+    with pytest.raises(ConfigError, match="train.dropout must be at least 0 and below 1"):
+        build_model(load_config(None, [f"model.name={tmp_path / 'saved'}", "train.dropout=1.5"]), processor)
+
+
 def test_data_check_before_the_first_step(tmp_path, speech_dir):
     good = speech_dir / "audio" / "1988-24833-0000.flac"
     sf.write(tmp_path / "short.wav", synth_speechlike(0.05), 16000)  # 12 frames of the tiny model

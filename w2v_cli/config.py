@@ -103,6 +103,9 @@ class TrainConfig:
     mask_feature_prob: float = 0.0  # SpecAugment channel masking: share of channels masked
     mask_feature_length: int = 10  # channels per masked span
     layerdrop: float = 0.0
+    # null = the model's own; a number sets hidden, attention, activation and feature-projection
+    # dropout (a small model that underfits learns faster without; dropout also costs step time)
+    dropout: float | None = None
     dtype: str = "fp32"  # fp32|bf16|fp16 (mixed precision)
     seed: int = 0
     log_every: int = 10  # steps

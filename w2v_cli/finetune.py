@@ -23,7 +23,7 @@ from .errors import ConfigError, DataError
 from .models import LoadedModel, build_wav2vec2, from_pretrained, local_path
 from .phones import fold_phones
 from .text import normalize_text
-from .training import CONFIG_FILE, Task, TrainerState, check_output_dir, load_padded, train
+from .training import CONFIG_FILE, Task, TrainerState, check_output_dir, dropout_overrides, load_padded, train
 
 logger = logging.getLogger("w2v")
 
@@ -118,6 +118,7 @@ def build_model(config: Config, processor: Any) -> Any:
         mask_feature_prob=config.train.mask_feature_prob,
         mask_feature_length=config.train.mask_feature_length,
         layerdrop=config.train.layerdrop,
+        **dropout_overrides(config.train.dropout),
     )
     if config.model.architecture:
         model = build_wav2vec2(Wav2Vec2ForCTC, config.model.architecture, config.train.seed, **overrides)

@@ -25,7 +25,7 @@ from .config import Config
 from .data import load_dataset
 from .errors import ConfigError
 from .models import build_wav2vec2, from_pretrained
-from .training import CONFIG_FILE, Task, TrainerState, check_output_dir, load_padded, train
+from .training import CONFIG_FILE, Task, TrainerState, check_output_dir, dropout_overrides, load_padded, train
 
 logger = logging.getLogger("w2v")
 
@@ -45,6 +45,7 @@ def build_pretraining_model(config: Config) -> tuple[Any, Any]:
         num_negatives=config.pretrain.num_negatives,
         diversity_loss_weight=config.pretrain.diversity_loss_weight,
         layerdrop=config.train.layerdrop,
+        **dropout_overrides(config.train.dropout),
     )
     if config.model.architecture:
         model = build_wav2vec2(Wav2Vec2ForPreTraining, config.model.architecture, config.train.seed, **overrides)

@@ -109,6 +109,19 @@ def load_padded(utterances: list, indices: list[int], sample_rate: int, normaliz
 # -- schedule -----------------------------------------------------------------------------
 
 
+DROPOUT_FIELDS = ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout")
+
+
+def dropout_overrides(dropout: float | None) -> dict[str, float]:
+    """Wav2Vec2Config fields set by `train.dropout` (null: none, the model keeps its own)."""
+    if dropout is None:
+        return {}
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"train.dropout must be at least 0 and below 1, got {dropout}; "
+                          "use null to keep the model's own dropout")
+    return {name: dropout for name in DROPOUT_FIELDS}
+
+
 def lr_factor(step: int, total: int, options: TrainConfig) -> float:
     """Linear warm-up to 1, then linear or cosine decay to 0 over the remaining steps."""
     if options.warmup_steps and step < options.warmup_steps:
