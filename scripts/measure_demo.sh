@@ -23,7 +23,7 @@ OUT=${OUT:-runs/measure-demo}
 mkdir -p "$OUT"
 
 # LM text: the transcripts the final model was trained on (column "text" of $TRAIN: by default
-# data/synth-wordnet/train.tsv, stage 5's corpus, else the first of stage 4's and stages 1-3's
+# data/synth-wordnet/train.tsv, the corpus of stages 5 and 6, else the first of stage 4's and stages 1-3's
 # that exists)
 if [ -z "${TRAIN:-}" ]; then
   for TRAIN in data/synth-wordnet/train.tsv data/synth-split/train.tsv data/synth/train.tsv; do

@@ -3,14 +3,16 @@
 #   1. synthesize the English corpus (hibari-tts + espeak-ng speaking LibriSpeech text):
 #      data/synth (sentences of at most 30 words; stages 1-3) and data/synth-split (the same
 #      held-out split; the longer sentences cut into pieces for training too; stage 4) and
-#      data/synth-wordnet (those spoken twice, plus WordNet's usage examples; stage 5);
+#      data/synth-wordnet (those spoken twice, plus WordNet's usage examples; stages 5 and 6);
 #      data/synth-dev (WordNet's definitions, a development set for the LM's weights)
 #   2. w2v pretrain   -> runs/demo-pretrain   (contrastive pretraining from scratch)
 #   3. w2v finetune   -> runs/demo-stage1     (CTC fine-tuning from that checkpoint, 3,000 steps)
 #                     -> runs/demo-stage2     (trained on from stage 1, 4,000 steps)
 #                     -> runs/demo-stage3     (trained on from stage 2, 8,000 steps)
 #                     -> runs/demo-stage4     (from stage 3 on data/synth-split, 6,500 steps)
-#                     -> runs/demo            (from stage 4 on data/synth-wordnet, 6,000 steps)
+#                     -> runs/demo-stage5     (from stage 4 on data/synth-wordnet, 6,000 steps)
+#                     -> runs/demo            (from stage 5, same corpus: no dropout, frozen
+#                                              feature encoder, bf16; 14,000 steps)
 #   4. w2v pretrain-check (one recording, then held-out sets, against a random model);
 #      w2v eval of stage 1 per voice family; scripts/measure_demo.sh for the final model
 #      (greedy/beam/LM, fp32/bf16, alignment; the LM's weights tuned on data/synth-dev)
@@ -18,8 +20,8 @@
 #   6. scripts/package_demo.py copies both models into w2v_cli/assets/models with cards
 # Idempotent and resumable: every step resumes from its checkpoints when rerun.
 # Knobs: HOURS (corpus size), PRETRAIN_STEPS, FINETUNE_STEPS (stage 1), STAGE2_STEPS, STAGE3_STEPS,
-# STAGE4_STEPS, STAGE5_STEPS, COMPARE=0|1. Measured on the shared 2-core CPU: pretraining 23 min, stage 1 28 min, stage 2
-# 36 min; stages 3 and 4 are in the demo model's card (w2v_cli/assets/models/demo/README.md).
+# STAGE4_STEPS, STAGE5_STEPS, STAGE6_STEPS, COMPARE=0|1. Measured on the shared 2-core CPU: pretraining 23 min, stage 1 28 min, stage 2
+# 36 min; the later stages are in the demo model's card (w2v_cli/assets/models/demo/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -32,9 +34,10 @@ STAGE2_STEPS=${STAGE2_STEPS:-4000}
 STAGE3_STEPS=${STAGE3_STEPS:-8000}
 STAGE4_STEPS=${STAGE4_STEPS:-6500}
 STAGE5_STEPS=${STAGE5_STEPS:-6000}
+STAGE6_STEPS=${STAGE6_STEPS:-14000}
 COMPARE=${COMPARE:-1}
 
-bash scripts/install_tts.sh "$VENV"  # also Debian's wordnet-base, for stage 5's extra text
+bash scripts/install_tts.sh "$VENV"  # also Debian's wordnet-base, for stages 5 and 6's extra text
 "$PY" scripts/make_synth_corpus.py --out data/synth --hours "$HOURS" --jobs 2
 # a small held-out set for evaluation during training: 40 sentences per voice family
 { head -41 data/synth/heldout_hibari.tsv; tail -n +2 data/synth/heldout_espeak.tsv | head -40; } > data/synth/heldout_small.tsv
@@ -42,7 +45,7 @@ bash scripts/install_tts.sh "$VENV"  # also Debian's wordnet-base, for stage 5's
 # data/synth are reused through hard links, not synthesized again)
 if [ ! -d data/synth-split/audio ]; then mkdir -p data/synth-split && cp -al data/synth/audio data/synth-split/audio; fi
 "$PY" scripts/make_synth_corpus.py --out data/synth-split --long-sentences split --passes 1 --jobs 2
-# stage 5: data/synth-split's sentences twice (the first rendition is data/synth-split's own,
+# stages 5 and 6: data/synth-split's sentences twice (the first rendition is data/synth-split's own,
 # reused) plus WordNet's usage examples once (train only; held-out unchanged)
 "$PY" scripts/wordnet_text.py --out data/text-extra/wordnet_examples.tsv
 if [ ! -d data/synth-wordnet/audio ]; then mkdir -p data/synth-wordnet && cp -al data/synth-split/audio data/synth-wordnet/audio; fi
@@ -91,8 +94,10 @@ eval_families demo-stage1
 "$W2V" finetune --config configs/demo-stage3.yaml --max-steps "$STAGE3_STEPS"
 eval_families demo-stage3
 "$W2V" finetune --config configs/demo-stage4.yaml --max-steps "$STAGE4_STEPS"
-eval_families demo-stage4  # the card compares stage 5 with it
-"$W2V" finetune --config configs/demo.yaml --max-steps "$STAGE5_STEPS"
+eval_families demo-stage4
+"$W2V" finetune --config configs/demo-stage5.yaml --max-steps "$STAGE5_STEPS"
+eval_families demo-stage5  # the card compares stage 6 with it
+"$W2V" finetune --config configs/demo.yaml --max-steps "$STAGE6_STEPS"
 MODEL=runs/demo OUT=runs/measure-demo bash scripts/measure_demo.sh  # the final model's figures
 
 if [ "$COMPARE" = 1 ]; then
