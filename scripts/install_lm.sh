@@ -54,18 +54,8 @@ fi
 "$PY" -c "import pyctcdecode, kenlm, numpy; print('install_lm: pyctcdecode, kenlm OK; numpy', numpy.__version__)" >&2
 
 if [ "$LMPLZ" = 1 ] && [ ! -x "$VENV/bin/lmplz" ]; then
-    deps=(cmake g++ libboost-program-options-dev libboost-system-dev libboost-thread-dev
-          libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev)
-    missing=()
-    for pkg in "${deps[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-    done
-    if [ "${#missing[@]}" -gt 0 ]; then
-        echo "install_lm: apt-get install ${missing[*]}" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y --no-install-recommends "${missing[@]}"
-    fi
+    bash "$(dirname "$0")/apt_install.sh" install_lm cmake g++ libboost-program-options-dev \
+        libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
     work="$(mktemp -d)"
     trap 'rm -rf "$work"' EXIT
     "$PY" -m pip download -q --no-deps --no-binary :all: -d "$work" "$KENLM_SPEC"

@@ -18,20 +18,7 @@ fi
 
 # --- system packages: espeak-ng (voices), sox (inspection/conversion) and wordnet-base
 #     (the demo recipe's extra training text, scripts/wordnet_text.py) -------------------
-missing=()
-for pkg in espeak-ng sox wordnet-base; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$pkg")
-    fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "install_tts: apt-get install ${missing[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y --no-install-recommends "${missing[@]}"
-else
-    echo "install_tts: espeak-ng, sox and wordnet-base already installed" >&2
-fi
+bash "$(dirname "$0")/apt_install.sh" install_tts espeak-ng sox wordnet-base
 
 # --- hibari-tts (offline neural English voice) into the virtualenv ---------------------
 if "$PY" -c "import hibari" 2>/dev/null; then
