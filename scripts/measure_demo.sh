@@ -13,6 +13,8 @@
 #   - word-boundary error of `w2v align` (scripts/measure_alignment.py).
 # Results go to runs/measure-demo/ (one eval folder each, summary.json inside) and a table
 # on stdout. MODEL (default runs/demo) may be any CTC model folder or built-in name.
+# TUNE=0 skips the (alpha, beta) grid (~15 min on 2 cores) and measures with pyctcdecode's
+# defaults, alpha 0.5 and beta 1.5 (then the "default weights" runs, the same, are not repeated).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -45,7 +47,12 @@ PYEOF
 
 # The LM's weights: tuned on the development set when there is one, else pyctcdecode's defaults
 DEV=${DEV:-data/synth-dev}
-if [ -f "$DEV/heldout_hibari.tsv" ] && [ -f "$DEV/heldout_espeak.tsv" ]; then
+TUNE=${TUNE:-1}
+rm -f "$OUT/lm-tuning.json"  # an earlier run's grid must not be read as this one's
+if [ "$TUNE" = 0 ]; then
+  echo "TUNE=0: LM weights not tuned, alpha 0.5, beta 1.5" >&2
+  printf '{\n "alpha": 0.5,\n "beta": 1.5\n}\n' > "$OUT/attrs.json"
+elif [ -f "$DEV/heldout_hibari.tsv" ] && [ -f "$DEV/heldout_espeak.tsv" ]; then
   "$PY" scripts/tune_lm.py --model "$MODEL" --lm "$OUT/train-3gram.arpa" \
     --dataset "$DEV/heldout_hibari.tsv" --dataset "$DEV/heldout_espeak.tsv" \
     --json "$OUT/lm-tuning.json" --attrs "$OUT/attrs.json"
@@ -84,7 +91,11 @@ for family in hibari espeak; do
   # the LM the package ships with the model (scripts/package_demo.py), named explicitly,
   # with the weights it ships (tuned on $DEV), then with pyctcdecode's defaults
   run_eval "$family-beam-lm" "$data" --dtype fp32 --lm "$OUT/train-3gram.arpa" --alpha "$ALPHA" --beta "$BETA"
-  run_eval "$family-beam-lm-default" "$data" --dtype fp32 --lm "$OUT/train-3gram.arpa" --alpha 0.5 --beta 1.5
+  if [ "$TUNE" != 0 ]; then
+    run_eval "$family-beam-lm-default" "$data" --dtype fp32 --lm "$OUT/train-3gram.arpa" --alpha 0.5 --beta 1.5
+  else
+    rm -rf "${OUT:?}/$family-beam-lm-default"  # not this run's
+  fi
 done
 
 "$PY" - "$OUT" "$ALPHA" "$BETA" <<'PYEOF'
@@ -98,7 +109,10 @@ for family in ("hibari", "espeak"):
                                  ("beam", "beam 100, no LM", "fp32"),
                                  ("beam-lm", f"beam 100 + 3-gram LM (alpha {alpha}, beta {beta})", "fp32"),
                                  ("beam-lm-default", "beam 100 + 3-gram LM (alpha 0.5, beta 1.5)", "fp32")):
-        s = json.loads((out / f"{family}-{run}" / "summary.json").read_text())
+        path = out / f"{family}-{run}" / "summary.json"
+        if not path.is_file():  # beam-lm-default with TUNE=0
+            continue
+        s = json.loads(path.read_text())
         print(f"| {family} | {decoding} | {dtype} | {s['wer']:.3f} | {s['cer']:.3f} | {s['utterances']} |")
 s = json.loads((out / "hibari-train-greedy-fp32" / "summary.json").read_text())
 print(f"| hibari, training utterances | greedy | fp32 | {s['wer']:.3f} | {s['cer']:.3f} | {s['utterances']} |")
