@@ -12,7 +12,7 @@
 #                     -> runs/demo-stage4     (from stage 3 on data/synth-split, 6,500 steps)
 #                     -> runs/demo-stage5     (from stage 4 on data/synth-wordnet, 6,000 steps)
 #                     -> runs/demo            (from stage 5, same corpus: no dropout, frozen
-#                                              feature encoder, bf16; 14,000 steps)
+#                                              feature encoder, bf16; 12,000 steps)
 #   4. w2v pretrain-check (one recording, then held-out sets, against a random model);
 #      w2v eval of stage 1 per voice family; scripts/measure_demo.sh for the final model
 #      (greedy/beam/LM, fp32/bf16, alignment; the LM's weights tuned on data/synth-dev)
@@ -34,7 +34,7 @@ STAGE2_STEPS=${STAGE2_STEPS:-4000}
 STAGE3_STEPS=${STAGE3_STEPS:-8000}
 STAGE4_STEPS=${STAGE4_STEPS:-6500}
 STAGE5_STEPS=${STAGE5_STEPS:-6000}
-STAGE6_STEPS=${STAGE6_STEPS:-14000}
+STAGE6_STEPS=${STAGE6_STEPS:-12000}
 COMPARE=${COMPARE:-1}
 
 bash scripts/install_tts.sh "$VENV"  # also Debian's wordnet-base, for stages 5 and 6's extra text
