@@ -324,7 +324,7 @@ but not by the margin the 0.5 threshold asks for.
         verdict = "On the hibari voice it meets the project's target (WER at most 0.10), decoded greedily."
     elif hibari and hibari_lm and hibari_lm["wer"] <= 0.10:
         margin = (0.10 - hibari_lm["wer"]) * 100
-        close = (f" — {margin:.1f} points under it, a margin {hibari_lm['utterances']} sentences cannot tell from "
+        close = (f" — {margin:.2f} points under it, a margin {hibari_lm['utterances']} sentences cannot tell from "
                  "noise" if margin < 1.0 else "")
         verdict = (f"On the hibari voice it meets the project's target (WER at most 0.10) with its default decoding,\n"
                    f"beam search with the bundled LM ({hibari_lm['wer']:.3f}{close}); decoded greedily, without the LM,\n"
