@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """What the training settings cost on this machine: `w2v finetune` step by step, in one run.
 
-    .venv/bin/python scripts/bench_train_settings.py              # ~3 min on 2 cores
+    .venv/bin/python scripts/bench_train_settings.py              # ~2 min on 2 cores
     .venv/bin/python scripts/bench_train_settings.py --model runs/demo-stage5 --steps 60
 
 Runs the real CLI (`w2v finetune`, one whole process per row) on the same model, data, batch
@@ -79,7 +79,7 @@ def run_row(settings: list[str], args: argparse.Namespace, out: Path) -> dict:
     later = rows[1:]  # the first window holds the first steps' one-off costs
     seconds = later[-1]["elapsed_s"] - rows[0]["elapsed_s"]
     audio = sum(r["audio_s_per_s"] * (r["elapsed_s"] - p["elapsed_s"]) for p, r in zip(rows, later))
-    return {"rate": audio / seconds, "loss": rows[-1]["loss"], "steps": rows[-1]["step"]}
+    return {"rate": audio / seconds, "loss": rows[-1]["loss"]}
 
 
 def main() -> None:

@@ -14,7 +14,8 @@
 # Results go to runs/measure-demo/ (one eval folder each, summary.json inside) and a table
 # on stdout. MODEL (default runs/demo) may be any CTC model folder or built-in name.
 # TUNE=0 skips the (alpha, beta) grid (28 points: 103 s on 2 cores for stage 6) and measures with pyctcdecode's
-# defaults, alpha 0.5 and beta 1.5 (then the "default weights" runs, the same, are not repeated).
+# defaults, alpha 0.5 and beta 1.5, as does a missing development set $DEV; untuned weights are
+# those defaults, so the "default weights" runs, the same, are not repeated then.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -48,16 +49,16 @@ PYEOF
 # The LM's weights: tuned on the development set when there is one, else pyctcdecode's defaults
 DEV=${DEV:-data/synth-dev}
 TUNE=${TUNE:-1}
+TUNED=0
 rm -f "$OUT/lm-tuning.json"  # an earlier run's grid must not be read as this one's
-if [ "$TUNE" = 0 ]; then
-  echo "TUNE=0: LM weights not tuned, alpha 0.5, beta 1.5" >&2
-  printf '{\n "alpha": 0.5,\n "beta": 1.5\n}\n' > "$OUT/attrs.json"
-elif [ -f "$DEV/heldout_hibari.tsv" ] && [ -f "$DEV/heldout_espeak.tsv" ]; then
+if [ "$TUNE" != 0 ] && [ -f "$DEV/heldout_hibari.tsv" ] && [ -f "$DEV/heldout_espeak.tsv" ]; then
   "$PY" scripts/tune_lm.py --model "$MODEL" --lm "$OUT/train-3gram.arpa" \
     --dataset "$DEV/heldout_hibari.tsv" --dataset "$DEV/heldout_espeak.tsv" \
     --json "$OUT/lm-tuning.json" --attrs "$OUT/attrs.json"
+  TUNED=1
 else
-  echo "no development set $DEV (scripts/train_demo.sh makes it): LM weights not tuned, alpha 0.5, beta 1.5" >&2
+  if [ "$TUNE" = 0 ]; then why="TUNE=0"; else why="no development set $DEV (scripts/train_demo.sh makes it)"; fi
+  echo "$why: LM weights not tuned, alpha 0.5, beta 1.5" >&2
   printf '{\n "alpha": 0.5,\n "beta": 1.5\n}\n' > "$OUT/attrs.json"
 fi
 ALPHA=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["alpha"])' "$OUT/attrs.json")
@@ -91,7 +92,7 @@ for family in hibari espeak; do
   # the LM the package ships with the model (scripts/package_demo.py), named explicitly,
   # with the weights it ships (tuned on $DEV), then with pyctcdecode's defaults
   run_eval "$family-beam-lm" "$data" --dtype fp32 --lm "$OUT/train-3gram.arpa" --alpha "$ALPHA" --beta "$BETA"
-  if [ "$TUNE" != 0 ]; then
+  if [ "$TUNED" = 1 ]; then
     run_eval "$family-beam-lm-default" "$data" --dtype fp32 --lm "$OUT/train-3gram.arpa" --alpha 0.5 --beta 1.5
   else
     rm -rf "${OUT:?}/$family-beam-lm-default"  # not this run's
@@ -110,7 +111,7 @@ for family in ("hibari", "espeak"):
                                  ("beam-lm", f"beam 100 + 3-gram LM (alpha {alpha}, beta {beta})", "fp32"),
                                  ("beam-lm-default", "beam 100 + 3-gram LM (alpha 0.5, beta 1.5)", "fp32")):
         path = out / f"{family}-{run}" / "summary.json"
-        if not path.is_file():  # beam-lm-default with TUNE=0
+        if not path.is_file():  # beam-lm-default when the weights were not tuned
             continue
         s = json.loads(path.read_text())
         print(f"| {family} | {decoding} | {dtype} | {s['wer']:.3f} | {s['cer']:.3f} | {s['utterances']} |")

@@ -312,7 +312,7 @@ but not by the margin the 0.5 threshold asks for.
                    f"families, `data/synth-dev`; in neither the LM's text nor the held-out split: WER "
                    f"{tuning['best']['wer']:.3f} there)")
         else:
-            how = f"its weights {weights}, not tuned for this model (`TUNE=0`)"
+            how = f"its weights {weights}, not tuned on a development set"
         decoding = ("\nDecoding and dtype (`scripts/measure_demo.sh`; the LM is built by `w2v build-lm` from the "
                     f"transcripts of the final stage's training corpus only, {how}):\n\n"
                     "| voice family | decoding | WER | CER |\n| --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"

@@ -106,7 +106,7 @@ def load_padded(utterances: list, indices: list[int], sample_rate: int, normaliz
     return inputs, mask, lengths
 
 
-# -- schedule -----------------------------------------------------------------------------
+# -- model overrides ----------------------------------------------------------------------
 
 
 DROPOUT_FIELDS = ("hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout")
@@ -120,6 +120,9 @@ def dropout_overrides(dropout: float | None) -> dict[str, float]:
         raise ConfigError(f"train.dropout must be at least 0 and below 1, got {dropout}; "
                           "use null to keep the model's own dropout")
     return {name: dropout for name in DROPOUT_FIELDS}
+
+
+# -- schedule -----------------------------------------------------------------------------
 
 
 def lr_factor(step: int, total: int, options: TrainConfig) -> float:
