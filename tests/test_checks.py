@@ -85,6 +85,15 @@ def test_every_problem_is_reported_by_id(messy):
     assert d["errors"] == 7 and json.loads(json.dumps(d)) == d
 
 
+def test_files_decoded_in_parallel_give_the_same_report_in_the_same_order(messy):
+    dataset = load_dataset(str(messy), DataConfig())
+    frames_for = conv_frames(BASE_CONV_KERNEL, BASE_CONV_STRIDE)
+    serial = check_dataset(dataset, vocab=LETTERS, frames_for=frames_for, workers=1)
+    parallel = check_dataset(dataset, vocab=LETTERS, frames_for=frames_for, workers=4)
+    assert parallel.to_dict() == serial.to_dict()
+    assert [(p.id, p.kind) for p in parallel.problems] == [(p.id, p.kind) for p in serial.problems]
+
+
 def test_lower_case_text_against_upper_case_vocab_is_fine(tmp_path):
     sf.write(tmp_path / "a.wav", synth_speechlike(1.0), 16000)
     dataset = Dataset("x", [Utterance("a", "hello world", str(tmp_path / "a.wav"))])
@@ -166,3 +175,12 @@ def test_cli_table_json_and_exit_status(messy, tiny_ctc, tmp_path):
 def test_problem_and_report_interface():
     report = CheckReport("d", 2, [Problem("a", "error", "k", "m"), Problem("b", "warning", "k", "m")], {})
     assert report.errors() == [report.problems[0]] and report.bad_ids() == {"a"}
+
+
+def test_progress_bar_on_a_redirected_stderr_updates_rarely(capsys):
+    from w2v_cli.progress import NON_TTY_INTERVAL_S, progress_bar
+
+    bar = progress_bar(range(3), desc="checking")
+    assert bar.mininterval == NON_TTY_INTERVAL_S  # pytest's captured stderr is not a terminal
+    assert list(bar) == [0, 1, 2]
+    assert "checking" in capsys.readouterr().err

@@ -20,18 +20,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import statistics
-import sys
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, audio_info
+from .audio import SAMPLE_RATE, AudioInfo, audio_info
 from .errors import AudioError, DataError, W2VError
+from .progress import progress_bar
 
 if TYPE_CHECKING:  # transcribe.py imports this module; it need not load the data readers
     from .data import Dataset, Utterance
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # transcribe.py imports this module; it need not load the dat
 logger = logging.getLogger("w2v")
 
 OUTLIER_MADS = 5.0  # a duration this many (scaled) MADs from the median is an outlier
+MAX_CHECK_WORKERS = 4  # threads decoding files: 47k synthesized FLACs took 3.5 min on one
 MIN_FOR_OUTLIERS = 8  # fewer utterances than this give no meaningful median/MAD
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 
@@ -232,6 +235,23 @@ def _measure(utt: Utterance, sample_rate: int, decode_audio: bool) -> _Measured:
     return _Measured(samples, peak, digest.hexdigest())
 
 
+def _read(utt: Utterance, sample_rate: int, decode_audio: bool) -> tuple[AudioInfo | None, _Measured | Problem]:
+    """An utterance's header (None when there is no file or it cannot be read) and its
+    measurement, or the Problem that stopped it; runs in check_dataset's worker threads."""
+    info = None
+    if utt.path is not None:
+        try:
+            info = audio_info(utt.path)
+        except AudioError:
+            pass  # _measure says why, with the decoding reason
+    try:
+        return info, _measure(utt, sample_rate, decode_audio)
+    except AudioError as e:
+        return info, Problem(utt.id, "error", _kind_of(e.reason), e.reason)
+    except (W2VError, OSError, ValueError, RuntimeError) as e:  # a source's own reader
+        return info, Problem(utt.id, "error", "unreadable_audio", str(e))
+
+
 def check_dataset(
     dataset: Dataset,
     vocab: set[str] | None = None,
@@ -240,6 +260,7 @@ def check_dataset(
     sample_rate: int = SAMPLE_RATE,
     decode_audio: bool = True,
     progress: bool = False,
+    workers: int | None = None,
 ) -> CheckReport:
     """Check every utterance of `dataset` (and report what its reader skipped).
 
@@ -247,7 +268,8 @@ def check_dataset(
     to_labels: text -> label sequence; default one label per character (when frames_for
         is given). frames_for: input samples at `sample_rate` -> model output frames; None =
         no CTC length check. decode_audio=False reads headers only (fast, but NaN samples,
-        silence and duplicate audio go unseen).
+        silence and duplicate audio go unseen). workers: threads decoding audio files; None =
+        one per core (at most MAX_CHECK_WORKERS) when every utterance is a file, else one.
     """
     problems: list[Problem] = []
     for uid, reason in dataset.skipped:
@@ -262,30 +284,36 @@ def check_dataset(
     durations: dict[str, float] = {}
     first_with_digest: dict[str, str] = {}
     items = dataset.utterances
+    if workers is None:  # files decode in parallel (libsndfile, soxr and hashing drop the GIL);
+        # a source's own reader (hub datasets, archives) may not be thread-safe: one at a time
+        workers = min(MAX_CHECK_WORKERS, os.cpu_count() or 1) if all(u.path for u in items) else 1
+    pool = ThreadPoolExecutor(max_workers=max(workers, 1))
+    # map() yields in the dataset's order, so "same audio as" names the first copy as before
+    results = pool.map(lambda u: _read(u, sample_rate, decode_audio), items)
     if progress:
-        from tqdm import tqdm
+        results = progress_bar(results, total=len(items), desc="checking", unit="utt")
+    try:
+        for utt, (info, read) in zip(items, results):
+            text = " ".join(utt.text.split())
+            if not text:
+                problems.append(Problem(utt.id, "error", "empty_transcript", "the transcript is empty"))
+            elif any(ch in utt.text.strip() for ch in "\n\r\t"):
+                # A quote opening a TSV/CSV field swallows the rows after it into this transcript.
+                problems.append(Problem(utt.id, "error", "malformed_transcript",
+                                        f"the transcript holds a line break or tab ({utt.text.strip()[:60]!r}...): "
+                                        f"a stray quote in the manifest merged rows? quote the field or remove the quote"))
+            elif vocab is not None:
+                text = adapt_case(text, vocab)
+                missing = sorted({ch for ch in text if ch not in vocab})
+                if missing:
+                    shown = " ".join(repr(ch) for ch in missing)
+                    problems.append(Problem(utt.id, "error", "out_of_vocabulary",
+                                            f"characters outside the vocabulary: {shown}"))
 
-        items = tqdm(items, desc="checking", unit="utt", file=sys.stderr)
-    for utt in items:
-        text = " ".join(utt.text.split())
-        if not text:
-            problems.append(Problem(utt.id, "error", "empty_transcript", "the transcript is empty"))
-        elif any(ch in utt.text.strip() for ch in "\n\r\t"):
-            # A quote opening a TSV/CSV field swallows the rows after it into this transcript.
-            problems.append(Problem(utt.id, "error", "malformed_transcript",
-                                    f"the transcript holds a line break or tab ({utt.text.strip()[:60]!r}...): "
-                                    f"a stray quote in the manifest merged rows? quote the field or remove the quote"))
-        elif vocab is not None:
-            text = adapt_case(text, vocab)
-            missing = sorted({ch for ch in text if ch not in vocab})
-            if missing:
-                shown = " ".join(repr(ch) for ch in missing)
-                problems.append(Problem(utt.id, "error", "out_of_vocabulary",
-                                        f"characters outside the vocabulary: {shown}"))
-
-        if utt.path is not None:
-            try:
-                info = audio_info(utt.path)
+            if utt.path is None:
+                rates[sample_rate] += 1
+                channels[1] += 1
+            elif info is not None:  # an unreadable header is reported below, with the decoding reason
                 rates[info.sample_rate] += 1
                 channels[info.channels] += 1
                 if info.sample_rate < sample_rate:
@@ -295,42 +323,35 @@ def check_dataset(
                 if info.channels > 2:
                     problems.append(Problem(utt.id, "warning", "many_channels",
                                             f"{info.channels} channels, mixed down to mono"))
-            except AudioError:
-                pass  # reported by _measure below, with the decoding reason
-        else:
-            rates[sample_rate] += 1
-            channels[1] += 1
 
-        try:
-            measured = _measure(utt, sample_rate, decode_audio)
-        except AudioError as e:
-            problems.append(Problem(utt.id, "error", _kind_of(e.reason), e.reason))
-            continue
-        except (W2VError, OSError, ValueError, RuntimeError) as e:  # a source's own reader
-            problems.append(Problem(utt.id, "error", "unreadable_audio", str(e)))
-            continue
-        durations[utt.id] = measured.samples / sample_rate
-        if measured.peak == 0.0:
-            problems.append(Problem(utt.id, "warning", "silent_audio", "every sample is zero"))
-        if measured.digest is not None:
-            first = first_with_digest.setdefault(measured.digest, utt.id)
-            if first != utt.id:
-                problems.append(Problem(utt.id, "warning", "duplicate_audio", f"same audio as {first}"))
+            if isinstance(read, Problem):
+                problems.append(read)
+                continue
+            measured = read
+            durations[utt.id] = measured.samples / sample_rate
+            if measured.peak == 0.0:
+                problems.append(Problem(utt.id, "warning", "silent_audio", "every sample is zero"))
+            if measured.digest is not None:
+                first = first_with_digest.setdefault(measured.digest, utt.id)
+                if first != utt.id:
+                    problems.append(Problem(utt.id, "warning", "duplicate_audio", f"same audio as {first}"))
 
-        if frames_for is not None and text:
-            try:
-                labels = to_labels(text)
-            except W2VError:
-                labels = None  # a vocabulary problem, already reported
-            if labels:
-                frames = frames_for(measured.samples)
-                needed = min_ctc_frames(labels)
-                if frames < needed:
-                    problems.append(Problem(
-                        utt.id, "error", "ctc_too_short",
-                        f"{durations[utt.id]:.2f} s gives {frames} frames but CTC needs {needed} "
-                        f"for {len(labels)} labels ({needed - len(labels)} adjacent repeats); "
-                        f"the loss would be infinite"))
+            if frames_for is not None and text:
+                try:
+                    labels = to_labels(text)
+                except W2VError:
+                    labels = None  # a vocabulary problem, already reported
+                if labels:
+                    frames = frames_for(measured.samples)
+                    needed = min_ctc_frames(labels)
+                    if frames < needed:
+                        problems.append(Problem(
+                            utt.id, "error", "ctc_too_short",
+                            f"{durations[utt.id]:.2f} s gives {frames} frames but CTC needs {needed} "
+                            f"for {len(labels)} labels ({needed - len(labels)} adjacent repeats); "
+                            f"the loss would be infinite"))
+    finally:  # Ctrl-C: no decoding goes on behind the exception
+        pool.shutdown(wait=True, cancel_futures=True)
 
     problems += _duration_outliers(durations)
     order = {uid: n for n, uid in enumerate([u.id for u in dataset.utterances])}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sys
 import threading
 import time
 from collections import deque
@@ -462,10 +461,10 @@ class Engine:
         total = sum(s.duration_s or 0.0 for s in sources)
         if len(sources) < 2 and total < LONG_INPUT_S:
             return None
-        from tqdm import tqdm
+        from .progress import progress_bar
 
-        return tqdm(total=round(total, 1), unit="s", unit_scale=False, desc="audio", file=sys.stderr,
-                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
+        return progress_bar(total=round(total, 1), unit="s", unit_scale=False, desc="audio",
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
 
 
 def transcribe_sources(
