@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import random
 import shutil
 import signal
@@ -340,7 +341,12 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
         raise W2VError(f"--resume was given but {output_dir}/{CHECKPOINTS} holds no checkpoint")
     if found and resume is not False:
         latest = found[-1]
-        accelerator.load_state(str(latest / "accelerate"))
+        try:  # accelerate loads the optimizer and RNG states with weights_only=True: no code runs
+            accelerator.load_state(str(latest / "accelerate"))
+        except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError, ValueError) as e:
+            raise W2VError(f"cannot resume from {latest}: {str(e).splitlines()[0] if str(e) else type(e).__name__} "
+                           f"-- that checkpoint is damaged or was not written by w2v; delete it to resume from "
+                           f"an earlier one, or start over with --no-resume") from e
         state = TrainerState.load(latest / STATE_FILE)
         logger.info("resumed from %s (step %d, epoch %d)", latest, state.step, state.epoch)
     elif found:
