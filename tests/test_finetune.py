@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from w2v_cli.cli import cli
 from w2v_cli.config import load_config
-from w2v_cli.errors import ConfigError, DataError
+from w2v_cli.errors import ConfigError, DataError, W2VError
 from w2v_cli.finetune import build_model, build_vocab, finetune
 from w2v_cli.phones import fold_phones
 from w2v_cli.testing import TINY_ARCHITECTURE, make_processor, synth_speechlike
@@ -115,6 +115,12 @@ def test_resuming_from_a_checkpoint_with_a_planted_pickle_runs_no_code(tmp_path,
         assert not marker.exists()
         (state_dir / name).write_bytes(saved)
     assert finetune(tiny_config(tmp_path, four_manifest)).step == 6  # the restored checkpoint resumes
+
+
+def test_resuming_a_run_whose_trainable_parameters_changed_names_the_cause(tmp_path, four_manifest):
+    finetune(tiny_config(tmp_path, four_manifest), stop_after=3)
+    with pytest.raises(W2VError, match=r"cannot resume from .*step-000003.*freeze_feature_encoder changed\?.*--no-resume"):
+        finetune(tiny_config(tmp_path, four_manifest, ["train.freeze_feature_encoder=true"]))
 
 
 def test_masking_keys_reach_a_fresh_and_a_loaded_model(tmp_path):

@@ -345,8 +345,9 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
             accelerator.load_state(str(latest / "accelerate"))
         except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, KeyError, ValueError) as e:
             raise W2VError(f"cannot resume from {latest}: {str(e).splitlines()[0] if str(e) else type(e).__name__} "
-                           f"-- that checkpoint is damaged or was not written by w2v; delete it to resume from "
-                           f"an earlier one, or start over with --no-resume") from e
+                           f"-- it does not fit this run (another model, or train.freeze_feature_encoder changed?) or "
+                           f"is damaged or not w2v's; delete it to resume from an earlier one, or start over with "
+                           f"--no-resume") from e
         state = TrainerState.load(latest / STATE_FILE)
         logger.info("resumed from %s (step %d, epoch %d)", latest, state.step, state.epoch)
     elif found:
