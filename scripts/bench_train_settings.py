@@ -33,12 +33,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "data" / "speech" / "manifest.tsv"
-ROWS = (
-    ("fp32, dropout as the model has it, encoder trained", []),
-    ("+ bf16 mixed precision", ["train.dtype=bf16"]),
-    ("+ dropout 0", ["train.dtype=bf16", "train.dropout=0"]),
-    ("+ feature encoder frozen", ["train.dtype=bf16", "train.dropout=0", "train.freeze_feature_encoder=true"]),
+STEPS = (  # each row adds its setting to those of the rows before it
+    ("fp32, dropout as the model has it, encoder trained", None),
+    ("+ bf16 mixed precision", "train.dtype=bf16"),
+    ("+ dropout 0", "train.dropout=0"),
+    ("+ feature encoder frozen", "train.freeze_feature_encoder=true"),
 )
+ROWS = tuple((name, [s for _, s in STEPS[: i + 1] if s]) for i, (name, _) in enumerate(STEPS))
 
 
 def prepare_data(manifest: Path, work: Path) -> Path:

@@ -71,3 +71,24 @@ from hypothesis import settings  # noqa: E402
 
 settings.register_profile("w2v", derandomize=True, deadline=None)
 settings.load_profile("w2v")
+
+
+class _CodeRunningPayload:
+    """Unpickling this touches a file: proof that a pickle ran code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.fixture()
+def code_running_pickle():
+    """Pickle bytes that, when loaded without weights_only, create `marker`: marker -> bytes."""
+    import pickle
+
+    def make(marker: Path) -> bytes:
+        return pickle.dumps({"state": _CodeRunningPayload(marker)})
+
+    return make

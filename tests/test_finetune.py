@@ -85,27 +85,15 @@ def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, four_manif
     assert logs == [1, 2, 3, 4, 5, 6]
 
 
-class _Payload:
-    """Unpickling this touches a file: proof that a pickle ran code."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 @pytest.mark.filterwarnings("ignore::UserWarning")  # torch on the pickle it is refusing
-def test_resuming_from_a_checkpoint_with_a_planted_pickle_runs_no_code(tmp_path, four_manifest):
-    import pickle
-
+def test_resuming_from_a_checkpoint_with_a_planted_pickle_runs_no_code(tmp_path, four_manifest, code_running_pickle):
     finetune(tiny_config(tmp_path, four_manifest), stop_after=3)
     state_dir = tmp_path / "run" / "checkpoints" / "step-000003" / "accelerate"
     for name in ("optimizer.bin", "random_states_0.pkl"):  # the two pickles a checkpoint holds
         assert (state_dir / name).is_file()
         marker = tmp_path / f"ran-{name}"
         saved = (state_dir / name).read_bytes()
-        (state_dir / name).write_bytes(pickle.dumps({"state": _Payload(marker)}))
+        (state_dir / name).write_bytes(code_running_pickle(marker))
         result = CliRunner().invoke(cli, ["finetune", "-q", "--set", "model.name=",
                                           "--set", f"model.architecture={json.dumps(TINY_ARCHITECTURE)}",
                                           "--set", f"data.train={four_manifest}", "--set", "train.max_steps=6",

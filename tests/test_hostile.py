@@ -326,30 +326,17 @@ def test_a_jsonl_transcript_that_is_a_list_is_an_error(tmp_path):
 # -- safe loading -------------------------------------------------------------------------------
 
 
-class _Payload:
-    """Unpickling this touches a file: proof that a pickle ran code."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-def _model_with_pickled_weights(folder: Path, marker: Path) -> Path:
-    import pickle
-
+def _model_with_pickled_weights(folder: Path, payload: bytes) -> Path:
     make_tiny_ctc_model(folder)
     (folder / "model.safetensors").unlink()
-    with open(folder / "pytorch_model.bin", "wb") as f:
-        pickle.dump({"weights": _Payload(marker)}, f)
+    (folder / "pytorch_model.bin").write_bytes(payload)
     return folder
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # torch on the pickle protocol it is refusing
-def test_a_pickled_checkpoint_cannot_run_code(tmp_path):
+def test_a_pickled_checkpoint_cannot_run_code(tmp_path, code_running_pickle):
     marker = tmp_path / "pwned"
-    model = _model_with_pickled_weights(tmp_path / "m", marker)
+    model = _model_with_pickled_weights(tmp_path / "m", code_running_pickle(marker))
     with pytest.raises(Exception):
         load_ctc_model(str(model), device="cpu")
     sf.write(tmp_path / "a.wav", synth_speechlike(0.5), 16000)
@@ -359,8 +346,8 @@ def test_a_pickled_checkpoint_cannot_run_code(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_a_refused_pickle_is_named_without_unsafe_advice(tmp_path):
-    model = _model_with_pickled_weights(tmp_path / "m", tmp_path / "pwned")
+def test_a_refused_pickle_is_named_without_unsafe_advice(tmp_path, code_running_pickle):
+    model = _model_with_pickled_weights(tmp_path / "m", code_running_pickle(tmp_path / "pwned"))
     sf.write(tmp_path / "a.wav", synth_speechlike(0.5), 16000)
     result = CliRunner().invoke(cli, ["transcribe", str(tmp_path / "a.wav"), "--model", str(model)])
     assert "pytorch_model.bin" in result.output and "weights_only=False" not in result.output

@@ -213,12 +213,13 @@ class _Measured:
     digest: str | None  # content hash, None when not computed
 
 
-def _measure(utt: Utterance, sample_rate: int, decode_audio: bool) -> _Measured:
-    """Decode (or only read the header of) an utterance's audio; raises AudioError."""
+def _measure(utt: Utterance, sample_rate: int, decode_audio: bool, info: AudioInfo | None = None) -> _Measured:
+    """Decode (or only read the header of) an utterance's audio; raises AudioError. `info`:
+    its header, when already read."""
     if not decode_audio:
         if utt.path is None:
             return _Measured(int(round((utt.duration_s or 0.0) * sample_rate)), float("nan"), None)
-        info = audio_info(utt.path)
+        info = info or audio_info(utt.path)  # None: read it here, to raise with the reason
         if info.frames == 0 and info.format not in ("MPEG", "MP3"):
             raise AudioError(utt.path, "has no audio frames (zero-length recording)")
         return _Measured(int(round(info.duration_s * sample_rate)), float("nan"), None)
@@ -245,7 +246,7 @@ def _read(utt: Utterance, sample_rate: int, decode_audio: bool) -> tuple[AudioIn
         except AudioError:
             pass  # _measure says why, with the decoding reason
     try:
-        return info, _measure(utt, sample_rate, decode_audio)
+        return info, _measure(utt, sample_rate, decode_audio, info)
     except AudioError as e:
         return info, Problem(utt.id, "error", _kind_of(e.reason), e.reason)
     except (W2VError, OSError, ValueError, RuntimeError) as e:  # a source's own reader
