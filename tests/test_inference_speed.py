@@ -395,3 +395,74 @@ def test_engine_trims_the_heap_between_batches(tiny_ctc, monkeypatch):
     [result] = run(loaded, [array_source("long", audio, 16000)], chunk_s=2.0, stride_s=0.4, batch_size=1)
     assert result.error is None
     assert len(trims) >= 5  # once per batch taken: 9 s in 1.2 s steps
+
+
+def test_fast_attention_is_close_to_float32_attention_masked_or_not():
+    """attention.py's bf16 path against float32 eager attention, beside torch's bf16 SDPA:
+    both deviate by bf16 rounding only; and with gradients wanted it is SDPA itself."""
+    from w2v_cli.attention import _attention
+
+    torch.manual_seed(0)
+    module = torch.nn.Module().eval()
+    q, k, v = (torch.randn(2, 3, 37, 16) for _ in range(3))
+    keep = torch.ones(2, 1, 37, 37, dtype=torch.bool)
+    keep[1, ..., 30:] = False  # the second item is padded: its last 7 frames are not attended to
+    additive = torch.zeros(2, 1, 37, 37).masked_fill(~keep, float("-inf"))
+    for mask in (None, keep, additive):
+        want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2)
+        bf16 = [t.bfloat16() for t in (q, k, v)]
+        bf16_mask = mask.bfloat16() if mask is not None and mask.dtype != torch.bool else mask
+        with torch.inference_mode():
+            got, weights = _attention(module, *bf16, bf16_mask, scaling=16 ** -0.5)
+            sdpa = torch.nn.functional.scaled_dot_product_attention(*bf16, attn_mask=bf16_mask).transpose(1, 2)
+        assert weights is None and got.dtype == torch.bfloat16 and got.shape == (2, 37, 3, 16)
+        error = (got.float() - want).norm() / want.norm()
+        sdpa_error = (sdpa.float() - want).norm() / want.norm()
+        assert error < 0.01 and error < 3 * sdpa_error + 1e-3, (error, sdpa_error)
+    # Training (or any gradient): the model's own SDPA runs, gradients flow.
+    module.train()
+    leaf = q.bfloat16().requires_grad_()
+    out, _ = _attention(module, leaf, k.bfloat16(), v.bfloat16(), None, scaling=16 ** -0.5)
+    out.float().sum().backward()
+    assert leaf.grad is not None
+
+
+@pytest.mark.parametrize("fixture", MODELS)
+def test_bf16_models_get_the_fast_attention_and_nothing_else_changes(fixture, request, tmp_path, monkeypatch):
+    import json
+
+    from w2v_cli import attention
+
+    masks = []  # what the attention gets: transformers passes no padding mask to a name it does not know
+
+    def spy(module, query, key, value, attention_mask, **kwargs):
+        masks.append(attention_mask)
+        return real(module, query, key, value, attention_mask, **kwargs)
+
+    real = attention._attention
+    monkeypatch.setattr(attention, "_attention", spy)
+    path = request.getfixturevalue(fixture)
+    assert not attention.use_fast_attention(transformers_model(path))  # float32: untouched
+    plain, fast = transformers_model(path, torch.bfloat16), transformers_model(path, torch.bfloat16)
+    assert attention.use_fast_attention(fast) and fast.config._attn_implementation == attention.NAME
+    # a padded batch, with the attention mask where the model takes one (layer-norm models)
+    x = torch.from_numpy(np.stack([synth_speechlike(2.0, seed=5), synth_speechlike(2.0, seed=6)]))
+    mask = torch.ones(2, x.shape[1], dtype=torch.long)
+    mask[1, 20000:] = 0
+    x[1, 20000:] = 0
+    kwargs = {"attention_mask": mask} if fixture == "tiny_ctc_layernorm" else {}
+    with torch.inference_mode():
+        want, got = plain(x.bfloat16(), **kwargs).logits.float(), fast(x.bfloat16(), **kwargs).logits.float()
+    assert len(masks) == fast.config.num_hidden_layers
+    if kwargs:  # the padded item's last frames are masked out for every query
+        assert all(m is not None and not m[1, ..., -10:].any() and m[0].all() for m in masks)
+    scale = want.abs().max()
+    torch.testing.assert_close(got, want, rtol=0.02, atol=0.02 * scale)
+    # Nothing of it is saved with the model.
+    fast.save_pretrained(tmp_path)
+    assert "w2v" not in (tmp_path / "config.json").read_text()
+    assert json.loads((tmp_path / "config.json").read_text()).get("_attn_implementation") in (None, "sdpa")
+    # The engine installs it for bf16 on CPU.
+    loaded = load_ctc_model(str(path), device="cpu", dtype="bf16")
+    Engine(loaded, InferenceConfig(progress=False))
+    assert loaded.model.config._attn_implementation == attention.NAME

@@ -37,6 +37,7 @@ import numpy as np
 from .audio import BLOCK_S, audio_info, stream_audio
 from .config import InferenceConfig
 from .errors import AudioError, W2VError
+from .attention import use_fast_attention
 from .feature_encoder import prepare_for_inference
 from .heap import HeapTrimmer
 from .models import LoadedModel, configure_threads
@@ -203,6 +204,7 @@ class Engine:
         self.float_input = prepare_for_inference(loaded.model, fast_encoder=loaded.device == "cpu")
         if loaded.device == "cpu":
             pack_linears(loaded.model)  # see packed_linear.py
+            use_fast_attention(loaded.model)  # bf16 only; see attention.py
         self.head = _float32_head(loaded)
         self.forward_s = 0.0  # wall seconds with the model running, for the benchmark's compute column
         self._busy = 0  # forward() calls running now (worker threads)
