@@ -51,14 +51,15 @@ def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: An
     out = torch.empty((batch, frames, heads, value.shape[-1]), dtype=query.dtype)  # (batch, frames, heads, dim)
     queries = query * scaling
     keys = key.transpose(2, 3)
-    mask = attention_mask
-    if mask is not None and mask.dtype == torch.bool:  # True = attend
-        mask = torch.zeros(mask.shape, dtype=query.dtype).masked_fill_(~mask, float("-inf"))
+    # (batch or 1, heads or 1, frames, frames) -> a view per (item, head); bool: True = attend
+    mask = None if attention_mask is None else attention_mask.expand(batch, heads, frames, frames)
     for b in range(batch):
         for h in range(heads):  # one head at a time: its (frames, frames) scores stay in cache
-            scores = torch.matmul(queries[b, h], keys[b, h])
-            if mask is not None:
-                scores = scores + mask[b if mask.shape[0] > 1 else 0, h if mask.shape[1] > 1 else 0]
+            scores = torch.matmul(queries[b, h], keys[b, h])  # a new tensor: changed in place below
+            if mask is not None and mask.dtype == torch.bool:
+                scores.masked_fill_(~mask[b, h], float("-inf"))
+            elif mask is not None:
+                scores += mask[b, h]
             torch.matmul(torch.softmax(scores, dim=-1), value[b, h], out=out[b, :, h])
     return out, None
 

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from .attention import use_fast_attention
 from .audio import BLOCK_S, audio_info, stream_audio
 from .config import InferenceConfig
 from .errors import AudioError, W2VError
-from .attention import use_fast_attention
 from .feature_encoder import prepare_for_inference
 from .heap import HeapTrimmer
 from .models import LoadedModel, configure_threads
