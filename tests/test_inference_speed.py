@@ -466,3 +466,13 @@ def test_bf16_models_get_the_fast_attention_and_nothing_else_changes(fixture, re
     loaded = load_ctc_model(str(path), device="cpu", dtype="bf16")
     Engine(loaded, InferenceConfig(progress=False))
     assert loaded.model.config._attn_implementation == attention.NAME
+
+
+def test_train_dtype_auto_is_bf16_only_where_the_hardware_has_it(monkeypatch):
+    from w2v_cli.training import mixed_precision
+
+    monkeypatch.setattr("w2v_cli.models.cpu_has_bf16", lambda: True)
+    assert mixed_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr("w2v_cli.models.cpu_has_bf16", lambda: False)
+    assert mixed_precision("auto", "cpu") == "no"
+    assert [mixed_precision(d, "cpu") for d in ("fp32", "bf16", "fp16")] == ["no", "bf16", "fp16"]

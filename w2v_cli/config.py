@@ -106,7 +106,9 @@ class TrainConfig:
     # null = the model's own; a number sets hidden, attention, activation and feature-projection
     # dropout (a small model that underfits learns faster without; dropout also costs step time)
     dropout: float | None = None
-    dtype: str = "fp32"  # fp32|bf16|fp16 (mixed precision)
+    # fp32|bf16|fp16 mixed precision, or auto: bf16 where the hardware computes it (a CPU with
+    # AVX512-BF16 or AMX, a GPU that supports it), fp16 on other GPUs, fp32 on other CPUs
+    dtype: str = "fp32"
     seed: int = 0
     log_every: int = 10  # steps
     eval_every: int = 500  # steps (0 = only at the end)
@@ -189,7 +191,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.labels": ("chars", "phonemes"),
     "data.on_bad_item": ("skip", "stop"),
     "train.lr_schedule": ("linear", "cosine", "constant"),
-    "train.dtype": ("fp32", "bf16", "fp16"),
+    "train.dtype": ("auto", "fp32", "bf16", "fp16"),
     "decode.decoder": ("auto", "greedy", "beam"),
 }
 
