@@ -273,8 +273,8 @@ class Task:
 def mixed_precision(dtype: str, device: str) -> str:
     """accelerate's `mixed_precision` for `train.dtype`. 'auto' resolves as inference's
     --dtype auto does: bf16 autocast on a CPU without bf16 instructions is emulated (a
-    fine-tuning step of the demo architecture ran at 46 audio-s/s in bf16 against 131 in fp32
-    on an AVX-512 CPU without AVX512-BF16, 2026-12-03), so there it means fp32."""
+    fine-tuning step of configs/demo-frontend.yaml ran at 46 audio-s/s in bf16 against 131
+    in fp32 on an AVX-512 CPU without AVX512-BF16, 2026-12-03), so there it means fp32."""
     import torch
 
     from .models import pick_dtype
