@@ -16,9 +16,10 @@ if [ ! -x "$PY" ]; then
     exit 1
 fi
 
-# --- system packages: espeak-ng (voices), sox (inspection/conversion) and wordnet-base
-#     (the demo recipe's extra training text, scripts/wordnet_text.py) -------------------
-bash "$(dirname "$0")/apt_install.sh" install_tts espeak-ng sox wordnet-base
+# --- system packages: espeak-ng (voices), sox (inspection/conversion), wordnet-base
+#     (the demo recipe's extra training text, scripts/wordnet_text.py) and wamerican (the
+#     word list of the demo LM's vocabulary, scripts/measure_demo.sh) ---------------------
+bash "$(dirname "$0")/apt_install.sh" install_tts espeak-ng sox wordnet-base wamerican
 
 # --- hibari-tts (offline neural English voice) into the virtualenv ---------------------
 if "$PY" -c "import hibari" 2>/dev/null; then

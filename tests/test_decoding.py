@@ -54,6 +54,24 @@ def test_arpa_probabilities_sum_to_one_in_every_context(tmp_path, order):
         assert total == pytest.approx(1, abs=2e-6), context
 
 
+def test_vocab_words_join_the_unigrams_with_the_uniform_share(tmp_path):
+    (tmp_path / "toy.txt").write_text(TOY)
+    (tmp_path / "words.txt").write_text("zebra\ncat\n\nyak gnu\n")
+    stats = build_lm(tmp_path / "toy.txt", tmp_path / "toy.arpa", 2, vocab_path=tmp_path / "words.txt")
+    assert stats.ngrams[0] == 14 + 3  # zebra, yak, gnu; cat is in the text already
+    lm = read_arpa(tmp_path / "toy.arpa")
+    words = [g[0] for g in lm.probs[0] if g[0] != BOS]
+    assert lm.probs[0][("zebra",)] == lm.probs[0][("gnu",)] == lm.probs[0][("<unk>",)]
+    assert lm.probs[0][("zebra",)] < min(lm.probs[0][(w,)] for w in TOY.split())
+    for context in [(), ("the",), ("zebra",), ("<s>",)]:
+        assert sum(10 ** lm.log10_prob(w, context) for w in words) == pytest.approx(1, abs=2e-6), context
+    # The text's own n-grams keep their order: without the list the toy bigram is unchanged in kind
+    assert ("the", "cat") in lm.probs[1] and ("the", "zebra") not in lm.probs[1]
+    (tmp_path / "blank.txt").write_text("\n")
+    with pytest.raises(W2VError, match="word list is empty"):
+        build_lm(tmp_path / "toy.txt", tmp_path / "x.arpa", 2, vocab_path=tmp_path / "blank.txt")
+
+
 def test_known_probabilities_of_a_toy_corpus(tmp_path):
     """Values KenLM's `lmplz -o 3 --discount_fallback` writes for the same four sentences."""
     (tmp_path / "toy.txt").write_text(TOY)
@@ -110,6 +128,11 @@ def test_cli_build_lm(tmp_path):
     assert result.exit_code == 0, result.output
     assert "4 sentences, 22 words; 1-grams 14, 2-grams 21" in result.stdout
     assert "\tTHE CAT\n" in (tmp_path / "lm.arpa").read_text()
+    (tmp_path / "words.txt").write_text("zebra\nCat\n")
+    result = CliRunner().invoke(cli, ["build-lm", str(tmp_path / "toy.txt"), "-o", str(tmp_path / "lm.arpa"),
+                                      "--order", "2", "--case", "upper", "--vocab", str(tmp_path / "words.txt"), "-q"])
+    assert result.exit_code == 0 and "1-grams 15, 2-grams 21" in result.stdout, result.output
+    assert "\tZEBRA\n" in (tmp_path / "lm.arpa").read_text()
     (tmp_path / "empty.txt").write_text("\n\n")
     result = CliRunner().invoke(cli, ["build-lm", str(tmp_path / "empty.txt"), "-o", str(tmp_path / "x.arpa")])
     assert result.exit_code == 1 and "no text to build a language model from" in result.output
@@ -173,6 +196,23 @@ def test_lm_and_hotwords_resolve_an_ambiguous_word(tokenizer, tmp_path):
     assert with_lm.decode(log_probs).text == "THE CAT"
     hot = BeamDecoder(tokenizer, vocab_size, BeamOptions(beam_width=20, hotwords=["CAT"]))
     assert hot.decode(log_probs).text == "THE CAT"
+
+
+def test_a_word_list_lets_the_beam_spell_a_word_the_lm_text_lacks(tokenizer, tmp_path):
+    pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    from w2v_cli.decoding import BeamDecoder, BeamOptions
+
+    # "THE" then CAB, heard clearly (0.97) over CAT (0.03); the LM text has CAT, never CAB
+    log_probs = emissions(tokenizer, spell("THE") + [{"|": 0.95}] + spell("CA") + [{"B": 0.97, "T": 0.03}, {}])
+    (tmp_path / "lm.txt").write_text("THE CAT SAT\nTHE CAT ATE\nA CAT\nTHE DOG\n" * 3)
+    (tmp_path / "words.txt").write_text("CAB\nZEBRA\n")
+    texts = {}
+    for name, vocab in [("text only", None), ("with word list", tmp_path / "words.txt")]:
+        build_lm(tmp_path / "lm.txt", tmp_path / f"{name}.arpa", 2, vocab_path=vocab)
+        decoder = BeamDecoder(tokenizer, log_probs.shape[1], BeamOptions(beam_width=20, lm_path=str(tmp_path / f"{name}.arpa")))
+        texts[name] = decoder.decode(log_probs).text
+    assert texts == {"text only": "THE CAT", "with word list": "THE CAB"}
 
 
 def test_missing_pyctcdecode_names_the_install_step(tokenizer, monkeypatch):

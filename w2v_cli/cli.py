@@ -720,8 +720,11 @@ def align_cmd(audio: str | None, text: str | None, manifest: str | None, model: 
 @click.option("--order", "-n", type=click.IntRange(1, 9), default=3, show_default=True, help="n-gram order.")
 @click.option("--case", type=click.Choice(["keep", "upper", "lower"]), default="keep", show_default=True,
               help="Case the text to match the model's vocabulary (upper for wav2vec2-base-960h).")
+@click.option("--vocab", "vocab_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Word list (one per line, e.g. /usr/share/dict/words) whose words the text lacks "
+                   "join the LM with the smallest probability, so the beam search may spell them.")
 @config_options
-def build_lm_cmd(text_file: str, output: str, order: int, case: str) -> None:
+def build_lm_cmd(text_file: str, output: str, order: int, case: str, vocab_file: str | None) -> None:
     """Build a word n-gram language model from a text file, for `transcribe --lm`.
 
     One sentence per line, words split at whitespace. Modified Kneser-Ney smoothing,
@@ -730,11 +733,12 @@ def build_lm_cmd(text_file: str, output: str, order: int, case: str) -> None:
     \b
     Examples:
       w2v build-lm domain.txt -o domain.arpa --order 4 --case upper
+      w2v build-lm domain.txt -o domain.arpa --case upper --vocab /usr/share/dict/words
       w2v transcribe talk.wav --lm domain.arpa --alpha 0.5 --beta 1.0
     """
     from .lm import build_lm
 
-    stats = build_lm(text_file, output, order, case)
+    stats = build_lm(text_file, output, order, case, vocab_file)
     counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(stats.ngrams, 1))
     click.echo(f"{output}: {stats.sentences} sentences, {stats.tokens} words; {counts}")
 

@@ -16,6 +16,10 @@ probabilities for the same text (a test checks this when ``lmplz`` is on PATH):
   ``gamma(h) = (D(1) N1(h.) + D(2) N2(h.) + D(3) N3+(h.)) / c(h.)``, and the unigram level
   interpolates with the uniform distribution over the vocabulary (every word, ``</s>`` and
   ``<unk>``; ``<s>`` is never predicted). ``<unk>`` has only that uniform share.
+* Words of an optional word list (``--vocab``) that the text lacks join that vocabulary: like
+  ``<unk>`` they get only the uniform share, but they are 1-grams of the ARPA file, so a beam
+  search that knows the LM's words (pyctcdecode's unigram list) can spell them without its
+  out-of-vocabulary penalty. lmplz has no such option; without a word list the two agree.
 * An interpolated model's ARPA backoff weight for a context is exactly gamma(h): a word
   unseen after h gets ``gamma(h) p(w | h')``.
 
@@ -120,12 +124,16 @@ def discounts(counts: Iterable[int]) -> tuple[float, float, float] | None:
     return d  # type: ignore[return-value]
 
 
-def estimate(raw: list[Counter]) -> tuple[list[dict[Ngram, float]], list[dict[Ngram, float]], LmStats]:
+def estimate(raw: list[Counter], extra_vocab: Iterable[str] = ()
+             ) -> tuple[list[dict[Ngram, float]], list[dict[Ngram, float]], LmStats]:
     """Interpolated modified Kneser-Ney: (log10 probs per order, log10 backoffs per order,
-    stats). Backoffs are keyed by the context n-gram, in the table of its own order."""
+    stats). Backoffs are keyed by the context n-gram, in the table of its own order.
+    `extra_vocab`: words that join the vocabulary with no count (the uniform share only)."""
     order = len(raw)
     adjusted = adjusted_counts(raw)
-    vocab = {g[0] for g in raw[0]} - {BOS}
+    seen = {g[0] for g in raw[0]} - {BOS}
+    unseen = set(extra_vocab) - seen - {BOS, EOS, UNK}
+    vocab = seen | unseen
     vocab.add(UNK)
     probs: list[dict[Ngram, float]] = [dict() for _ in range(order)]
     gammas: list[dict[Ngram, float]] = [dict() for _ in range(order)]
@@ -158,7 +166,10 @@ def estimate(raw: list[Counter]) -> tuple[list[dict[Ngram, float]], list[dict[Ng
                 p += gamma[h] * 10 ** _backed_off(g[1:], probs, gammas)
             table[g] = math.log10(p)
         if n == 1:
-            table[(UNK,)] = math.log10(gamma[()] / len(vocab)) if (UNK,) not in table else table[(UNK,)]
+            uniform = math.log10(gamma[()] / len(vocab))
+            table[(UNK,)] = uniform if (UNK,) not in table else table[(UNK,)]
+            for w in unseen:
+                table[(w,)] = uniform
             table[(BOS,)] = NEVER_LOG10
     # A context's backoff weight is its gamma, kept with the context's own n-gram.
     backoffs: list[dict[Ngram, float]] = [dict() for _ in range(order)]
@@ -202,9 +213,21 @@ def format_arpa(probs: list[dict[Ngram, float]], backoffs: list[dict[Ngram, floa
     yield "\\end\\"
 
 
-def build_lm(text_path: str | Path, output: str | Path, order: int = 3, case: str = "keep") -> LmStats:
+def read_vocab(path: str | Path, case: str = "keep") -> set[str]:
+    """The words of a word list (whitespace-separated, e.g. one per line), cased as the text."""
+    words: set[str] = set()
+    for line in read_sentences(path, case):
+        words.update(line)
+    if not words:
+        raise DataError(f"{path}: the word list is empty; give a file of words, one per line")
+    return words
+
+
+def build_lm(text_path: str | Path, output: str | Path, order: int = 3, case: str = "keep",
+             vocab_path: str | Path | None = None) -> LmStats:
     """Estimate an order-`order` modified Kneser-Ney LM from a text file (one sentence per
-    line) and write it as ARPA to `output` (atomically)."""
+    line) and write it as ARPA to `output` (atomically). `vocab_path`: a word list whose words
+    the text lacks join the 1-grams with the uniform share (module docstring)."""
     from .writers import write_atomic
 
     if order < 1:
@@ -212,7 +235,8 @@ def build_lm(text_path: str | Path, output: str | Path, order: int = 3, case: st
     raw, n_sentences, n_tokens = count_ngrams(read_sentences(text_path, case), order)
     if n_sentences == 0:
         raise DataError(f"{text_path}: no text to build a language model from")
-    probs, backoffs, stats = estimate(raw)
+    extra = read_vocab(vocab_path, case) if vocab_path is not None else set()
+    probs, backoffs, stats = estimate(raw, extra)
     stats.sentences, stats.tokens = n_sentences, n_tokens
     if stats.fallback_orders:
         logger.warning("too little text to estimate the discounts of order(s) %s; used %s "
