@@ -46,8 +46,9 @@ PYEOF
 # wamerican, /usr/share/dict/american-english, which scripts/install_tts.sh installs), so that the
 # beam search may spell a word the training text lacks (2.3% of the held-out hibari words) without
 # pyctcdecode's out-of-vocabulary penalty; such words get the smallest probability (`w2v build-lm
-# --vocab`). Measured 2026-12-03 with runs/demo-2h: held-out hibari WER 0.117 -> 0.110, espeak
-# 0.113 -> 0.102, LM weights as tuned. VOCAB=none builds from the training text alone.
+# --vocab`). Measured 2026-12-03 with the first two-hour model (17,000 steps, from the pretraining
+# that failed the check): held-out hibari WER 0.117 -> 0.110, espeak 0.113 -> 0.102, LM weights
+# as tuned. VOCAB=none builds from the training text alone.
 VOCAB=${VOCAB:-/usr/share/dict/american-english}
 VOCAB_ARGS=()
 if [ "$VOCAB" != none ]; then
@@ -57,6 +58,11 @@ if [ "$VOCAB" != none ]; then
     exit 1
   fi
   grep -E "^[A-Za-z']+\$" "$VOCAB" > "$OUT/vocab.txt"  # the words the model's letters can spell
+  # its licence notice travels with the LM (scripts/package_demo.py ships it)
+  notice=/usr/share/doc/wamerican/copyright
+  if [ "$VOCAB" = /usr/share/dict/american-english ] && [ -f "$notice" ]; then cp "$notice" "$OUT/vocab-COPYRIGHT"; fi
+else
+  rm -f "$OUT/vocab.txt" "$OUT/vocab-COPYRIGHT"  # not this run's
   VOCAB_ARGS=(--vocab "$OUT/vocab.txt")
 fi
 # order 3: as good as 4 here (held-out hibari WER 0.168 vs 0.169 with stage 4's model) at 4.6 MB

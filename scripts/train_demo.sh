@@ -1,35 +1,48 @@
 #!/usr/bin/env bash
-# The demo models, end to end, with the project's own commands only:
-#   1. synthesize the English corpus (hibari-tts + espeak-ng speaking LibriSpeech text):
-#      data/synth (sentences of at most 30 words; stages 1-3) and data/synth-split (the same
-#      held-out split; the longer sentences cut into pieces for training too; stage 4) and
-#      data/synth-wordnet (those spoken twice, plus WordNet's usage examples; stages 5 and 6);
-#      data/synth-dev (WordNet's definitions, a development set for the LM's weights)
-#   2. w2v pretrain   -> runs/demo-pretrain   (contrastive pretraining from scratch)
-#   3. w2v finetune   -> runs/demo-stage1     (CTC fine-tuning from that checkpoint, 3,000 steps)
-#                     -> runs/demo-stage2     (trained on from stage 1, 4,000 steps)
-#                     -> runs/demo-stage3     (trained on from stage 2, 8,000 steps)
-#                     -> runs/demo-stage4     (from stage 3 on data/synth-split, 6,500 steps)
-#                     -> runs/demo-stage5     (from stage 4 on data/synth-wordnet, 6,000 steps)
-#                     -> runs/demo            (from stage 5, same corpus: no dropout, frozen
-#                                              feature encoder, bf16; 12,000 steps)
+# The demo models, end to end, with the project's own commands only. Two recipes share the corpus:
+#
+# RECIPE=two-hour (the default; the bundled models): about two hours of training on a 2-core CPU
+#   1. synthesize the English corpus (below)
+#   2. w2v pretrain   -> runs/demo-2h-pretrain  (configs/demo-2h-pretrain.yaml: contrastive
+#                                                pretraining from scratch, 2,000 steps)
+#   3. w2v finetune   -> runs/demo-2h           (configs/demo-2h.yaml: CTC fine-tuning from that
+#                                                checkpoint in one stage on data/synth-wordnet)
 #   4. w2v pretrain-check (one recording, then held-out sets, against a random model);
-#      w2v eval of stage 1 per voice family; scripts/measure_demo.sh for the final model
-#      (greedy/beam/LM, fp32/bf16, alignment; the LM's weights tuned on data/synth-dev)
-#   5. stage 1 from random weights, for comparison with stage 1 (COMPARE=1)
-#   6. scripts/package_demo.py copies both models into w2v_cli/assets/models with cards
+#      scripts/measure_demo.sh for the final model (greedy/beam/LM, fp32/bf16, alignment; the LM's
+#      weights tuned on data/synth-dev) -> runs/measure-demo-2h
+#   5. (COMPARE=1) the same fine-tuning from random weights (configs/demo-2h-random.yaml), the same
+#      schedule cut short after STOP_AFTER steps -> runs/demo-2h-random; the card compares the two
+#      runs' heldout_small WER at the steps both evaluated
+#   6. scripts/package_demo.py --recipe two-hour copies both models into w2v_cli/assets/models
+#
+# RECIPE=six-stage (the bundled models before 2026-12-03; ~5.6 h): configs/demo-pretrain.yaml, then
+#   six fine-tuning stages, configs/demo-stage1..5.yaml and configs/demo.yaml -> runs/demo; stage 1
+#   from random weights for comparison (configs/demo-random.yaml); scripts/package_demo.py
+#   --recipe six-stage.
+#
+# The corpus (both recipes): data/synth (hibari-tts + espeak-ng speaking LibriSpeech text,
+# sentences of at most 30 words), data/synth-split (the same held-out split; the longer sentences
+# cut into pieces for training too), data/synth-wordnet (those spoken twice, plus WordNet's usage
+# examples), data/synth-dev (WordNet's definitions, a development set for the LM's weights).
 # Idempotent and resumable: every step resumes from its checkpoints when rerun.
-# Knobs: HOURS (corpus size), PRETRAIN_STEPS, FINETUNE_STEPS (stage 1), STAGE2_STEPS, STAGE3_STEPS,
-# STAGE4_STEPS, STAGE5_STEPS, STAGE6_STEPS, COMPARE=0|1. Measured on the shared 2-core CPU: pretraining 23 min, stage 1 28 min, stage 2
-# 36 min; the later stages are in the demo model's card (w2v_cli/assets/models/demo/README.md).
+# Knobs: RECIPE, HOURS (corpus size), PRETRAIN_STEPS, COMPARE=0|1; two-hour: FINETUNE_STEPS,
+# STOP_AFTER; six-stage: FINETUNE_STEPS (stage 1), STAGE2_STEPS ... STAGE6_STEPS. Training times
+# are in the models' cards (w2v_cli/assets/models/*/README.md) and the configs' comments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 W2V="$VENV/bin/w2v"
 PY="$VENV/bin/python"
+RECIPE=${RECIPE:-two-hour}
 HOURS=${HOURS:-6}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
-FINETUNE_STEPS=${FINETUNE_STEPS:-3000}
+case "$RECIPE" in
+  two-hour) FINETUNE_STEPS=${FINETUNE_STEPS:-18000}; STOP_AFTER=${STOP_AFTER:-4000}
+            PRETRAIN_CONFIG=configs/demo-2h-pretrain.yaml; PRE=runs/demo-2h-pretrain ;;
+  six-stage) FINETUNE_STEPS=${FINETUNE_STEPS:-3000}
+             PRETRAIN_CONFIG=configs/demo-pretrain.yaml; PRE=runs/demo-pretrain ;;
+  *) echo "train_demo: RECIPE must be two-hour or six-stage, not '$RECIPE'" >&2; exit 2 ;;
+esac
 STAGE2_STEPS=${STAGE2_STEPS:-4000}
 STAGE3_STEPS=${STAGE3_STEPS:-8000}
 STAGE4_STEPS=${STAGE4_STEPS:-6500}
@@ -58,28 +71,28 @@ if [ ! -d data/synth-wordnet/audio ]; then mkdir -p data/synth-wordnet && cp -al
 "$PY" scripts/make_synth_corpus.py --out data/synth-dev --text data/text-extra/wordnet_glosses.tsv \
   --max-sentences 300 --heldout-frac 0.49 --passes 1 --hours 0.01 --jobs 2
 
-"$W2V" pretrain --config configs/demo-pretrain.yaml --max-steps "$PRETRAIN_STEPS"
+"$W2V" pretrain --config "$PRETRAIN_CONFIG" --max-steps "$PRETRAIN_STEPS"
 # pretrain-check on the bundled synthesized example (the model's domain) and on the bundled
 # LibriSpeech recording (real speech, which it never heard); then a random model of the
 # same architecture (the control: it must fail)
 SYNTH_AUDIO=w2v_cli/assets/audio/synth-hibari-4350-9170-0007.flac
 REAL_AUDIO=w2v_cli/assets/audio/librispeech-1272-128104-0000.flac
-"$W2V" pretrain-check --model runs/demo-pretrain --audio "$SYNTH_AUDIO" --json > runs/demo-pretrain/pretrain-check.json || true
-"$W2V" pretrain-check --model runs/demo-pretrain --audio "$REAL_AUDIO" --json > runs/demo-pretrain/pretrain-check-real.json || true
-"$PY" - <<'PYEOF'
+"$W2V" pretrain-check --model "$PRE" --audio "$SYNTH_AUDIO" --json > "$PRE/pretrain-check.json" || true
+"$W2V" pretrain-check --model "$PRE" --audio "$REAL_AUDIO" --json > "$PRE/pretrain-check-real.json" || true
+"$PY" - "$PRETRAIN_CONFIG" "$PRE-random" <<'PYEOF'
+import sys
 from w2v_cli.config import load_config
 from w2v_cli.pretrain import build_pretraining_model
-model, feature_extractor = build_pretraining_model(load_config("configs/demo-pretrain.yaml"))
-model.save_pretrained("runs/demo-pretrain-random")
-feature_extractor.save_pretrained("runs/demo-pretrain-random")
+model, feature_extractor = build_pretraining_model(load_config(sys.argv[1]))
+model.save_pretrained(sys.argv[2])
+feature_extractor.save_pretrained(sys.argv[2])
 PYEOF
-"$W2V" pretrain-check --model runs/demo-pretrain-random --audio "$SYNTH_AUDIO" --json \
-  > runs/demo-pretrain/pretrain-check-random.json || true
-for model in demo-pretrain demo-pretrain-random; do
-  "$PY" scripts/pretrain_check_set.py --model "runs/$model" --max-items 30 \
+"$W2V" pretrain-check --model "$PRE-random" --audio "$SYNTH_AUDIO" --json > "$PRE/pretrain-check-random.json" || true
+for model in "$PRE" "$PRE-random"; do
+  "$PY" scripts/pretrain_check_set.py --model "$model" --max-items 30 \
     --set hibari=data/synth/heldout_hibari.tsv --set espeak=data/synth/heldout_espeak.tsv \
     --set real=../shared/data/speech/manifest.tsv \
-    --json "runs/demo-pretrain/pretrain-check-sets${model#demo-pretrain}.json"
+    --json "$PRE/pretrain-check-sets${model#"$PRE"}.json"
 done
 
 eval_families() {  # run: greedy fp32 WER/CER per voice family into runs/<run>/eval-<family>
@@ -88,6 +101,17 @@ eval_families() {  # run: greedy fp32 WER/CER per voice family into runs/<run>/e
       --dtype fp32 --decoder greedy --output-dir "runs/$1/eval-$family" -q
   done
 }
+if [ "$RECIPE" = two-hour ]; then
+  "$W2V" finetune --config configs/demo-2h.yaml --max-steps "$FINETUNE_STEPS"
+  MODEL=runs/demo-2h OUT=runs/measure-demo-2h bash scripts/measure_demo.sh  # the final model's figures
+  if [ "$COMPARE" = 1 ]; then
+    # The same fine-tuning (schedule, data, seed) from random weights, stopped after STOP_AFTER steps
+    "$W2V" finetune --config configs/demo-2h-random.yaml --max-steps "$FINETUNE_STEPS" --stop-after "$STOP_AFTER"
+  fi
+  "$PY" scripts/package_demo.py --recipe two-hour
+  exit 0
+fi
+
 "$W2V" finetune --config configs/demo-stage1.yaml --max-steps "$FINETUNE_STEPS"
 eval_families demo-stage1
 "$W2V" finetune --config configs/demo-stage2.yaml --max-steps "$STAGE2_STEPS"
@@ -105,4 +129,4 @@ if [ "$COMPARE" = 1 ]; then
   "$W2V" finetune --config configs/demo-random.yaml --max-steps "$FINETUNE_STEPS"
   eval_families demo-random
 fi
-"$PY" scripts/package_demo.py
+"$PY" scripts/package_demo.py --recipe six-stage
