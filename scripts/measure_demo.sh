@@ -13,7 +13,7 @@
 #   - word-boundary error of `w2v align` (scripts/measure_alignment.py).
 # Results go to runs/measure-demo/ (one eval folder each, summary.json inside) and a table
 # on stdout. MODEL (default runs/demo) may be any CTC model folder or built-in name.
-# TUNE=0 skips the (alpha, beta) grid (28 points: 103 s on 2 cores for stage 6) and measures with pyctcdecode's
+# TUNE=0 skips the (alpha, beta) grid (40 points; 28 took 103 s on 2 cores for stage 6) and measures with pyctcdecode's
 # defaults, alpha 0.5 and beta 1.5, as does a missing development set $DEV; untuned weights are
 # those defaults, so the "default weights" runs, the same, are not repeated then.
 set -euo pipefail
