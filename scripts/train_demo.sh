@@ -37,7 +37,7 @@ RECIPE=${RECIPE:-two-hour}
 HOURS=${HOURS:-6}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
 case "$RECIPE" in
-  two-hour) FINETUNE_STEPS=${FINETUNE_STEPS:-18000}; STOP_AFTER=${STOP_AFTER:-4000}
+  two-hour) FINETUNE_STEPS=${FINETUNE_STEPS:-18000}; STOP_AFTER=${STOP_AFTER:-2000}
             PRETRAIN_CONFIG=configs/demo-2h-pretrain.yaml; PRE=runs/demo-2h-pretrain ;;
   six-stage) FINETUNE_STEPS=${FINETUNE_STEPS:-3000}
              PRETRAIN_CONFIG=configs/demo-pretrain.yaml; PRE=runs/demo-pretrain ;;

@@ -190,6 +190,9 @@ def ctc_task(config: Config, model: Any, processor: Any, train_data: CtcData,
         def evaluate_fn(model: Any, step: int) -> dict:
             import copy
 
+            from .packed_linear import forget
+
+            forget(model)  # the fused optimizer changed the weights without telling the packed copies
             loaded = LoadedModel(f"{config.train.output_dir}@{step}", model, processor,
                                  str(next(model.parameters()).device), next(model.parameters()).dtype)
             quiet = copy.deepcopy(config)

@@ -13,10 +13,13 @@ order; bf16 accumulates in float32 either way).
 
 A packed linear layer is used only under no_grad/inference_mode in eval mode, for inputs of
 the weight's dtype on CPU; anything else runs the class's own forward. A packed copy is
-re-made whenever its weight changes (the version counter moves with every in-place update,
-e.g. an optimizer step), so a model that `w2v finetune` trains and evaluates in turn is
-never run with stale weights. These are private torch operators: if they are missing or
-disagree with ``F.linear`` on a probe, nothing is patched.
+re-made whenever its weight's version counter moves, which most in-place updates do (e.g.
+SGD's or a foreach AdamW's step), but not all: ``torch.optim.AdamW(fused=True)``, the training
+loop's optimizer on CPU, updates the weights in place without moving it. So whatever changes
+weights behind the counter's back calls `forget` before the next inference: `w2v finetune`
+does before each evaluation during training (without it, every evaluation after the first
+scored the feature encoder's filters as the first had packed them). These are private torch
+operators: if they are missing or disagree with ``F.linear`` on a probe, nothing is patched.
 """
 
 from __future__ import annotations
@@ -46,6 +49,18 @@ def matmul(holder: Any, x: Any, weight: Any, matrix: Callable[[], Any], bias: An
         packed = (key, torch.ops.mkldnn._reorder_linear_weight(matrix().detach().contiguous(), None))
         holder._w2v_packed = packed
     return torch.ops.mkldnn._linear_pointwise(x, packed[1], bias, "none", [], "")
+
+
+def forget(model: Any) -> int:
+    """Drop the packed copies cached in `model`'s modules, so the next inference packs the
+    current weights (for updates that the version counter misses: fused optimizers). Returns
+    how many were dropped."""
+    dropped = 0
+    for module in model.modules():
+        if getattr(module, "_w2v_packed", None) is not None:
+            module._w2v_packed = None
+            dropped += 1
+    return dropped
 
 
 def _packed_forward(self: Any, x: Any) -> Any:
