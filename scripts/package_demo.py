@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Copy the demo models made by scripts/train_demo.sh into the package, with model cards.
 
-    --recipe two-hour (the default; configs/demo-2h-pretrain.yaml, configs/demo-2h.yaml):
+    --recipe six-stage (the default, the bundled models: configs/demo-pretrain.yaml,
+    demo-stage1..5.yaml, demo.yaml): runs/demo-pretrain and runs/demo
+    --recipe two-hour (configs/demo-2h-pretrain.yaml, configs/demo-2h.yaml):
     runs/demo-2h-pretrain  ->  w2v_cli/assets/models/demo-pretrain   (`--model demo-pretrain`)
     runs/demo-2h           ->  w2v_cli/assets/models/demo            (`--model demo`)
-    --recipe six-stage (configs/demo-pretrain.yaml, demo-stage1..5.yaml, demo.yaml):
-    runs/demo-pretrain and runs/demo, likewise
 
 Only inference files are copied (no optimizer state). Every figure in the cards is read
 from the files the recipe wrote (eval summaries, pretrain-check JSON, trainer state), so a
@@ -284,7 +284,7 @@ def card_section(card: str, heading: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", default=str(ROOT / "runs"))
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default="two-hour",
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="six-stage",
                         help="which recipe's runs to package (scripts/train_demo.sh's RECIPE)")
     args = parser.parse_args()
     runs = Path(args.runs)
