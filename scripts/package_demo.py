@@ -155,17 +155,15 @@ def set_section(report: dict | None, random_report: dict | None) -> str:
             f"{set_table(report, random_report)}\n{set_verdict(report)}\n")
 
 
-def set_verdict(report: dict | None) -> str:
+def set_verdict(report: dict) -> str:
     """Which held-out sets the checkpoint passes on average, read from the report."""
-    if not report:
-        return ""
     names = {"hibari": "the hibari-tts voice", "espeak": "espeak-ng voices", "real": "real speech"}
     passing = [names.get(k, k) for k, r in report["sets"].items() if r["mean"] > 0.5]
     failing = [(names.get(k, k), r) for k, r in report["sets"].items() if r["mean"] <= 0.5]
     line = f"On average the check passes on {', '.join(passing)}" if passing else "On average the check passes on no set"
     if failing:
         ahead = all(r["mean"] > r["mean_shuffled"] for _, r in failing)
-        line += (f" and fails on {', '.join(n for n, _ in failing)}"
+        line += (f" and fails on {' and '.join(n for n, _ in failing)}"
                  + (", where its predictions are still better than chance (against shuffled targets) but not by\n"
                     "the margin the 0.5 threshold asks for" if ahead else ""))
     return line + "."
@@ -206,6 +204,7 @@ class Recipe:
     stages: tuple[tuple[str, str, str], ...]
     measure: str  # scripts/measure_demo.sh's folder for the final model
     random_run: str  # the same fine-tuning from random weights (the control)
+    random_config: str
     random_vs: str  # the stage it is compared with
     more_text_stage: str | None = None  # the stage whose corpus added text; its line says how much
     previous_stage: str | None = None  # the card compares the final model with it
@@ -215,7 +214,7 @@ RECIPES = {
     "two-hour": Recipe(
         "demo-2h-pretrain", "configs/demo-2h-pretrain.yaml",
         (("demo-2h", "configs/demo-2h.yaml", f"from `demo-pretrain` in one stage on {WORDNET}"),),
-        "measure-demo-2h", "demo-2h-random", "demo-2h"),
+        "measure-demo-2h", "demo-2h-random", "configs/demo-2h-random.yaml", "demo-2h"),
     "six-stage": Recipe(
         "demo-pretrain", "configs/demo-pretrain.yaml",
         (("demo-stage1", "configs/demo-stage1.yaml", "from `demo-pretrain`"),
@@ -226,11 +225,11 @@ RECIPES = {
          ("demo-stage5", "configs/demo-stage5.yaml", f"from stage 4 on {WORDNET}"),
          ("demo", "configs/demo.yaml", "from stage 5 on the same corpus, dropout off, the feature encoder "
           "frozen, bf16 mixed precision")),
-        "measure-demo", "demo-random", "demo-stage1", "demo-stage5", "demo-stage5"),
+        "measure-demo", "demo-random", "configs/demo-random.yaml", "demo-stage1", "demo-stage5", "demo-stage5"),
 }
 
 
-def history_comparison(pretrained: dict, random: dict, config: str) -> str:
+def history_comparison(pretrained: dict, random: dict, config: str, random_config: str) -> str:
     """The one-stage recipe's control: heldout_small WER of the fine-tuning from demo-pretrain and
     of the same fine-tuning from random weights (cut short by --stop-after) at the steps both
     evaluated, from their trainer_state.json histories."""
@@ -248,7 +247,7 @@ def history_comparison(pretrained: dict, random: dict, config: str) -> str:
     return f"""
 ## Pretraining vs. random initialisation (same fine-tuning: data, schedule, settings, seed)
 `{config}` from `demo-pretrain` and, as the control, from random weights of the same architecture
-(`configs/demo-2h-random.yaml`, stopped after {random.get('step', '?'):,} of the same schedule's steps). WER and CER
+(`{random_config}`, stopped after {random.get('step', '?'):,} of the same schedule's steps). WER and CER
 on `data/synth/heldout_small.tsv` ({last_a.get('utterances', '?')} held-out utterances, both voice families), as each
 run evaluated it during training:
 
@@ -396,7 +395,7 @@ offline fallback of `w2v pretrain-check` when `patrickvonplaten/wav2vec2-base` i
         else:
             how = f"its weights {weights}, not tuned on a development set"
         vocab = measured / "vocab.txt"
-        words = (f" plus, as 1-grams of the smallest probability (`--vocab`), the {sum(1 for _ in open(vocab)):,} "
+        words = (f" plus, as 1-grams of the smallest probability (`--vocab`), the {len(vocab.read_text().splitlines()):,} "
                  "words of an English word list (Debian's wamerican: SCOWL, (c) Kevin Atkinson and others; "
                  "its notice is `language_model/WORDLIST-COPYRIGHT`)" if vocab.is_file() else "")
         decoding = ("\nDecoding and dtype (`scripts/measure_demo.sh`; the LM is built by `w2v build-lm` from the "
@@ -436,8 +435,9 @@ offline fallback of `w2v pretrain-check` when `patrickvonplaten/wav2vec2-base` i
                    "\nIt hears most sounds but spells many words wrong; an n-gram LM repairs part of that. It\n"
                    "shows that the recipe runs and learns; it is not yet a usable recogniser, even of\n"
                    "synthetic speech.")
-    compare = card_section(old_card, "Pretraining vs. random initialisation") if len(stages) > 1 else ""
-    if len(stages) > 1 and (summary(recipe.random_run, "hibari") or summary(recipe.random_run, "espeak")):
+    if len(stages) == 1:
+        compare = history_comparison(fine_state, rnd_state, stages[0][1], recipe.random_config)
+    elif summary(recipe.random_run, "hibari") or summary(recipe.random_run, "espeak"):
         first = recipe.random_vs
         compare = f"""
 ## Pretraining vs. random initialisation (stage 1: same fine-tuning steps, data and settings)
@@ -448,8 +448,8 @@ offline fallback of `w2v pretrain-check` when `patrickvonplaten/wav2vec2-base` i
 
 {pretraining_verdict(summary(first, 'hibari'), summary(recipe.random_run, 'hibari'), pre_state)}
 """
-    elif len(stages) == 1:
-        compare = history_comparison(fine_state, rnd_state, stages[0][1])
+    else:
+        compare = card_section(old_card, "Pretraining vs. random initialisation")  # an earlier session's
 
     def rate(state: dict) -> float:  # audio seconds trained on per second of training
         return state.get("audio_s", 0) / state["elapsed_s"] if state.get("elapsed_s") else 0.0
