@@ -116,6 +116,39 @@ def test_resuming_a_run_whose_trainable_parameters_changed_names_the_cause(tmp_p
         finetune(tiny_config(tmp_path, four_manifest, ["train.freeze_feature_encoder=true"]))
 
 
+def test_feature_encoder_trains_until_the_freeze_step_then_stays_fixed_across_a_resume(tmp_path, four_manifest):
+    """train.freeze_feature_encoder_after_steps=3: the conv encoder changes at steps 1-3, not
+    after; the rest of the model goes on learning; a run resumed past step 3 freezes it again."""
+    from safetensors.numpy import load_file
+
+    config = tiny_config(tmp_path, four_manifest, ["train.freeze_feature_encoder_after_steps=3",
+                                                   "train.save_every=1", "train.keep_last=10"])
+    assert finetune(config, stop_after=4).step == 4
+    assert finetune(config).step == 6  # resumed at step 4, past the freeze step
+
+    def weights(step):
+        return load_file(tmp_path / "run" / "checkpoints" / f"step-{step:06d}" / "accelerate" / "model.safetensors")
+
+    conv = "wav2vec2.feature_extractor.conv_layers.0.conv.weight"
+    head = "lm_head.weight"
+    by_step = {step: weights(step) for step in range(1, 7)}
+    for a, b in [(1, 2), (2, 3)]:
+        assert not np.array_equal(by_step[a][conv], by_step[b][conv]), f"encoder did not train at step {b}"
+    for step in (4, 5, 6):
+        assert np.array_equal(by_step[3][conv], by_step[step][conv]), f"encoder changed at step {step}"
+        assert not np.array_equal(by_step[step - 1][head], by_step[step][head])
+
+
+@pytest.mark.parametrize("keys, message", [
+    (["train.freeze_feature_encoder=true", "train.freeze_feature_encoder_after_steps=3"],
+     r"needs train.freeze_feature_encoder: false"),
+    (["train.freeze_feature_encoder_after_steps=-1"], r"must be 0 \(never\) or a step count, got -1"),
+])
+def test_freeze_after_steps_contradictions_are_config_errors(tmp_path, four_manifest, keys, message):
+    with pytest.raises(ConfigError, match=message):
+        finetune(tiny_config(tmp_path, four_manifest, keys))
+
+
 def test_masking_keys_reach_a_fresh_and_a_loaded_model(tmp_path):
     """train.mask_* (SpecAugment) override what a checkpoint's config.json says."""
     processor = make_processor(tmp_path / "proc")

@@ -283,6 +283,22 @@ def mixed_precision(dtype: str, device: str) -> str:
     return {torch.float32: "no", torch.bfloat16: "bf16", torch.float16: "fp16"}[resolved]
 
 
+def check_freeze_after(options: TrainConfig, world: int) -> int:
+    """train.freeze_feature_encoder_after_steps, checked against the rest of the run."""
+    after = options.freeze_feature_encoder_after_steps
+    if after < 0:
+        raise ConfigError(f"train.freeze_feature_encoder_after_steps must be 0 (never) or a step count, got {after}")
+    if after and options.freeze_feature_encoder:
+        raise ConfigError("train.freeze_feature_encoder_after_steps needs train.freeze_feature_encoder: false "
+                          "(the encoder trains until that step); set freeze_feature_encoder: false, or "
+                          "freeze_feature_encoder_after_steps: 0 to keep it frozen throughout")
+    if after and world > 1:
+        raise ConfigError("train.freeze_feature_encoder_after_steps works in one process only (distributed "
+                          "training cannot stop updating parameters mid-run); run one process, or set "
+                          "train.freeze_feature_encoder: true or false for the whole run")
+    return after
+
+
 def make_accelerator(options: TrainConfig) -> Any:
     import torch
     from accelerate import Accelerator
@@ -330,6 +346,7 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
     np.random.seed(options.seed)
     torch.manual_seed(options.seed)
     steps = total_steps(task, options, world)
+    freeze_at = check_freeze_after(options, world)
     params = task.trainable(task.model) if task.trainable else [p for p in task.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params, lr=options.learning_rate, betas=(options.adam_beta1, options.adam_beta2),
@@ -413,12 +430,19 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
                 f"{options.batch_audio_s:g} s of audio" if options.batch_audio_s > 0 else options.batch_size,
                 options.grad_accum, options.learning_rate)
     last_saved = state.step
+    frozen = False
     with StopRequested() as stop:
         while state.step < steps and not stop:
             batches = shard(length_grouped_batches(task.durations, options, state.epoch, options.seed), rank, world)
             if not batches:
                 raise W2VError("the training set gives no batch for every process; use more data or fewer processes")
             for index in range(state.batch_in_epoch, len(batches)):
+                if freeze_at and state.step >= freeze_at and not frozen:
+                    # The optimizer keeps the encoder's parameters; with no gradient they are
+                    # skipped, so a resumed run's optimizer state still fits.
+                    accelerator.unwrap_model(model).freeze_feature_encoder()
+                    frozen = True
+                    logger.info("step %d: feature encoder frozen (train.freeze_feature_encoder_after_steps)", state.step)
                 lr = set_lr(state.step)
                 batch = task.collate(batches[index], state.step)
                 audio_s = float(batch.pop("audio_s"))
