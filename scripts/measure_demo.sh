@@ -58,16 +58,27 @@ if [ "$VOCAB" != none ]; then
     exit 1
   fi
   grep -E "^[A-Za-z']+\$" "$VOCAB" > "$OUT/vocab.txt"  # the words the model's letters can spell
+  VOCAB_ARGS=(--vocab "$OUT/vocab.txt")
   # its licence notice travels with the LM (scripts/package_demo.py ships it)
   notice=/usr/share/doc/wamerican/copyright
   if [ "$VOCAB" = /usr/share/dict/american-english ] && [ -f "$notice" ]; then cp "$notice" "$OUT/vocab-COPYRIGHT"; fi
 else
   rm -f "$OUT/vocab.txt" "$OUT/vocab-COPYRIGHT"  # not this run's
-  VOCAB_ARGS=(--vocab "$OUT/vocab.txt")
 fi
 # order 3: as good as 4 here (held-out hibari WER 0.168 vs 0.169 with stage 4's model) at 4.6 MB
 # gzipped instead of 8.3, so that it ships with the model within the 25 MB budget
 "$W2V" build-lm "$OUT/train-text.txt" -o "$OUT/train-3gram.arpa" --order 3 --case upper -q "${VOCAB_ARGS[@]}"
+# the word list must have reached the LM (a2198e9 to this fix built it from the text alone, silently):
+# it then has at least as many 1-grams as the list has distinct words
+if [ "$VOCAB" != none ]; then
+  unigrams=$(grep -m1 -E '^ngram 1=' "$OUT/train-3gram.arpa" | cut -d= -f2)
+  words=$(tr '[:lower:]' '[:upper:]' < "$OUT/vocab.txt" | sort -u | wc -l)
+  if [ "$unigrams" -lt "$words" ]; then
+    echo "measure_demo: $OUT/train-3gram.arpa has $unigrams 1-grams, fewer than the $words words of $VOCAB:" \
+         "the word list did not reach build-lm" >&2
+    exit 1
+  fi
+fi
 
 # The LM's weights: tuned on the development set when there is one, else pyctcdecode's defaults
 DEV=${DEV:-data/synth-dev}
