@@ -147,6 +147,7 @@ def test_feature_encoder_trains_until_the_freeze_step_then_stays_fixed_across_a_
 def test_freeze_after_steps_contradictions_are_config_errors(tmp_path, four_manifest, keys, message):
     with pytest.raises(ConfigError, match=message):
         finetune(tiny_config(tmp_path, four_manifest, keys))
+    assert not (tmp_path / "run" / "w2v_config.yaml").exists()  # refused before writing the run's config
 
 
 def test_masking_keys_reach_a_fresh_and_a_loaded_model(tmp_path):

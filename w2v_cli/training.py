@@ -336,6 +336,7 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
     output_dir = Path(options.output_dir)
     accelerator = make_accelerator(options)
     rank, world = accelerator.process_index, accelerator.num_processes
+    freeze_at = check_freeze_after(options, world)  # before anything is written to output_dir
     main = accelerator.is_main_process
     if main:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -346,7 +347,6 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
     np.random.seed(options.seed)
     torch.manual_seed(options.seed)
     steps = total_steps(task, options, world)
-    freeze_at = check_freeze_after(options, world)
     params = task.trainable(task.model) if task.trainable else [p for p in task.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params, lr=options.learning_rate, betas=(options.adam_beta1, options.adam_beta2),
