@@ -75,15 +75,15 @@ def package_lm(arpa: Path, dst: Path, attrs: dict) -> int:
     return sum(f.stat().st_size for f in dst.iterdir())
 
 
-DEFAULT_LM_ATTRS = {"alpha": 0.5, "beta": 1.5}  # pyctcdecode's defaults
+DEFAULT_LM_ATTRS = {"alpha": 0.5, "beta": 1.5, "token_min_logp": -5.0}  # pyctcdecode's defaults
 
 
 def lm_attrs(measured: Path) -> dict:
-    """The LM weights scripts/measure_demo.sh measured with (tuned on the development set by
-    scripts/tune_lm.py), from its attrs.json; pyctcdecode's defaults when it wrote none."""
+    """The LM weights and pruning threshold scripts/measure_demo.sh measured with (tuned on the
+    development set by scripts/tune_lm.py), from its attrs.json; pyctcdecode's defaults when it
+    wrote none."""
     attrs = read_json(measured / "attrs.json") or {}
-    return {"alpha": float(attrs.get("alpha", DEFAULT_LM_ATTRS["alpha"])),
-            "beta": float(attrs.get("beta", DEFAULT_LM_ATTRS["beta"]))}
+    return {key: float(attrs.get(key, default)) for key, default in DEFAULT_LM_ATTRS.items()}
 
 
 def architecture(config: dict) -> str:

@@ -1,11 +1,13 @@
 #!/usr/bin/env python
-"""Pick the n-gram LM's weights (alpha: LM weight, beta: word bonus) for beam search on a
-development set, by WER over a grid.
+"""Pick the n-gram LM's weights (alpha: LM weight, beta: word bonus) and, with
+--token-min-logp, beam search's per-frame pruning threshold on a development set, by WER
+over a grid.
 
-The model runs once (fp32) and keeps every utterance's log-probs; each (alpha, beta) point
-is then a beam search only (pyctcdecode's reset_params on a decoder built once), one point
-per worker process. Prints a table (stdout) and the best point; --attrs writes it as the
-attrs.json that a model folder's language_model/ ships beside the LM (w2v_cli.decoding).
+The model runs once (fp32) and keeps every utterance's log-probs; each (alpha, beta,
+token_min_logp) point is then a beam search only (pyctcdecode's reset_params on a decoder
+built once), one point per worker process. Prints a table (stdout) and the best point;
+--attrs writes it as the attrs.json that a model folder's language_model/ ships beside the LM
+(w2v_cli.decoding reads alpha, beta and token_min_logp from it).
 
 Tune on sentences that are in neither the LM's text nor the test set: the demo recipe uses
 WordNet definitions (data/synth-dev, scripts/train_demo.sh), never the held-out split.
@@ -41,18 +43,19 @@ from w2v_cli.writers import write_atomic
 _STATE: dict = {}
 
 
-def _decode_point(point: tuple[float, float]) -> tuple[float, float, list[tuple[int, int, int, int]]]:
-    """Beam-decode every utterance at (alpha, beta): per utterance (word errors, reference
-    words, char errors, reference chars)."""
-    alpha, beta = point
+def _decode_point(point: tuple[float, float, float]) -> tuple[float, float, float, list[tuple[int, int, int, int]]]:
+    """Beam-decode every utterance at (alpha, beta, token_min_logp): per utterance (word
+    errors, reference words, char errors, reference chars)."""
+    alpha, beta, token_min_logp = point
     decoder, items, text_cfg = _STATE["decoder"], _STATE["items"], _STATE["text"]
     decoder.decoder.reset_params(alpha=alpha, beta=beta)
+    decoder.options.token_min_logp = token_min_logp
     counts = []
     for uid, reference, log_probs in items:
         hypothesis = normalize_text(decoder.decode(log_probs).text, text_cfg)
         s = score_utterance(uid, reference, hypothesis)
         counts.append((s.word_errors, s.hits + s.substitutions + s.deletions, s.char_errors, s.reference_chars))
-    return alpha, beta, counts
+    return alpha, beta, token_min_logp, counts
 
 
 def floats(text: str) -> list[float]:
@@ -69,6 +72,9 @@ def main() -> int:
     p.add_argument("--dataset", action="append", required=True, help="development set (repeatable)")
     p.add_argument("--alpha", type=floats, default=floats("0.3,0.4,0.5,0.6,0.75,1.0,1.5,2.0"))
     p.add_argument("--beta", type=floats, default=floats("0,0.5,1.0,1.5,2.5"))
+    p.add_argument("--token-min-logp", type=floats, default=floats("-5"),
+                   help="pyctcdecode's per-frame threshold(s) to try (default -5, its own; the demo "
+                        "recipe tries -5,-8: its small model is unsure of its characters)")
     p.add_argument("--beam-width", type=int, default=100)
     p.add_argument("--case", default="upper", help="text.case for scoring (as w2v eval --set text.case=)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes for the grid")
@@ -104,29 +110,32 @@ def main() -> int:
         print(f"tune_lm: {e}", file=sys.stderr)
         return 1
 
-    points = [(al, be) for al in a.alpha for be in a.beta]
+    if any(t > 0 for t in a.token_min_logp):
+        p.error("--token-min-logp: log-probabilities are 0 or below")
+    points = [(al, be, t) for t in a.token_min_logp for al in a.alpha for be in a.beta]
     started = time.perf_counter()
     ctx = multiprocessing.get_context("fork")  # the workers inherit _STATE
     with ctx.Pool(max(1, a.jobs)) as pool:
         results = list(pool.imap(_decode_point, points))
     grid = []
-    for alpha, beta, counts in results:
+    for alpha, beta, token_min_logp, counts in results:
         c = np.asarray(counts, dtype=np.int64).sum(axis=0)
-        grid.append({"alpha": alpha, "beta": beta, "wer": c[0] / max(1, c[1]), "cer": c[2] / max(1, c[3]),
-                     "utterances": len(counts)})
+        grid.append({"alpha": alpha, "beta": beta, "token_min_logp": token_min_logp, "wer": c[0] / max(1, c[1]),
+                     "cer": c[2] / max(1, c[3]), "utterances": len(counts)})
     print(f"tune_lm: {len(points)} points in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    print("| alpha | beta | WER | CER |")
-    print("| --- | --- | --- | --- |")
+    print("| alpha | beta | token_min_logp | WER | CER |")
+    print("| --- | --- | --- | --- | --- |")
     for g in grid:
-        print(f"| {g['alpha']:g} | {g['beta']:g} | {g['wer']:.4f} | {g['cer']:.4f} |")
+        print(f"| {g['alpha']:g} | {g['beta']:g} | {g['token_min_logp']:g} | {g['wer']:.4f} | {g['cer']:.4f} |")
     best = min(grid, key=lambda g: (g["wer"], g["cer"]))
-    print(f"best: alpha {best['alpha']:g}, beta {best['beta']:g}: WER {best['wer']:.4f}, CER {best['cer']:.4f} "
-          f"({best['utterances']} utterances)")
+    print(f"best: alpha {best['alpha']:g}, beta {best['beta']:g}, token_min_logp {best['token_min_logp']:g}: "
+          f"WER {best['wer']:.4f}, CER {best['cer']:.4f} ({best['utterances']} utterances)")
     if a.json:
         write_atomic(a.json, json.dumps({"model": a.model, "lm": a.lm, "datasets": a.dataset,
                                          "beam_width": a.beam_width, "grid": grid, "best": best}, indent=1) + "\n")
     if a.attrs:
-        write_atomic(a.attrs, json.dumps({"alpha": best["alpha"], "beta": best["beta"]}, indent=1) + "\n")
+        write_atomic(a.attrs, json.dumps({key: best[key] for key in ("alpha", "beta", "token_min_logp")},
+                                         indent=1) + "\n")
     return 0
 
 

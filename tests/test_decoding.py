@@ -215,6 +215,37 @@ def test_a_word_list_lets_the_beam_spell_a_word_the_lm_text_lacks(tokenizer, tmp
     assert texts == {"text only": "THE CAT", "with word list": "THE CAB"}
 
 
+def test_token_min_logp_lets_the_lm_pick_a_character_the_frame_gave_little(tokenizer, tmp_path):
+    pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    from w2v_cli.decoding import BeamDecoder, BeamOptions
+
+    # "THE" then KAT, C at log-probability ~-5.8: below pyctcdecode's default threshold (-5),
+    # above -8; the LM knows CAT, never KAT
+    log_probs = emissions(tokenizer, spell("THE") + [{"|": 0.95}] + [{"K": 0.99, "C": 0.003}, {}] + spell("AT"))
+    assert -8 < log_probs[7, tokenizer.get_vocab()["C"]] < -5
+    (tmp_path / "lm.txt").write_text("THE CAT SAT\nTHE CAT ATE\nA CAT\nTHE DOG\n" * 3)
+    build_lm(tmp_path / "lm.txt", tmp_path / "lm.arpa", 2)
+    texts = {}
+    for threshold in (None, -5.0, -8.0):
+        options = BeamOptions(beam_width=20, lm_path=str(tmp_path / "lm.arpa"), token_min_logp=threshold)
+        texts[threshold] = BeamDecoder(tokenizer, log_probs.shape[1], options).decode(log_probs).text
+    assert texts == {None: "THE KAT", -5.0: "THE KAT", -8.0: "THE CAT"}
+
+
+def test_pruning_thresholds_must_be_log_probabilities(tiny_ctc, tmp_path):
+    from w2v_cli.config import load_config
+    from w2v_cli.decoding import options_from_config
+    from w2v_cli.errors import ConfigError
+
+    decode = options_from_config(load_config(overrides=["decode.token_min_logp=-8", "decode.beam_prune_logp=-20"]).decode)
+    assert (decode.beam.token_min_logp, decode.beam.beam_prune_logp) == (-8.0, -20.0)
+    with pytest.raises(ConfigError, match="decode.token_min_logp is a natural-log probability threshold: 0 or below"):
+        options_from_config(load_config(overrides=["decode.token_min_logp=5"]).decode)
+    result = CliRunner().invoke(cli, ["transcribe", str(tmp_path / "a.wav"), "-m", str(tiny_ctc), "--beam-prune-logp", "1"])
+    assert result.exit_code == 2 and "--beam-prune-logp" in result.stderr, result.output
+
+
 def test_missing_pyctcdecode_names_the_install_step(tokenizer, monkeypatch):
     from w2v_cli.decoding import BeamDecoder, BeamOptions
 
@@ -314,6 +345,16 @@ def test_bundled_lm_is_the_default_decoder_unless_greedy_or_none_is_asked(tiny_c
         assert (language_model.unk_score_offset, language_model.score_boundary) == (-4.5, False)
     (folder / "language_model" / "attrs.json").write_text(json.dumps({"alpha": "high"}))
     with pytest.raises(W2VError, match="attrs.json: a value is not a number"):
+        resolve(DecodeOptions("auto"), str(folder))
+    # the pruning thresholds: the model's attrs.json for its own LM, a flag over it, pyctcdecode's otherwise
+    (folder / "language_model" / "attrs.json").write_text(json.dumps({"alpha": 0.7, "beta": 2.0, "token_min_logp": -8}))
+    auto = resolve(DecodeOptions("auto"), str(folder)).beam
+    assert (auto.token_min_logp, auto.beam_prune_logp) == (-8.0, -10.0)
+    assert resolve(DecodeOptions("auto", BeamOptions(token_min_logp=-6.0)), str(folder)).beam.token_min_logp == -6.0
+    assert (other_lm.token_min_logp, other_lm.beam_prune_logp) == (-5.0, -10.0)
+    assert resolve(DecodeOptions("beam", BeamOptions(lm_path=str(tmp_path / "lm.arpa"))), str(folder)).beam.token_min_logp == -5.0
+    (folder / "language_model" / "attrs.json").write_text(json.dumps({"token_min_logp": 3}))
+    with pytest.raises(W2VError, match="token_min_logp is a log-probability threshold and must be 0 or below"):
         resolve(DecodeOptions("auto"), str(folder))
     (folder / "language_model" / "attrs.json").write_text(json.dumps({"alpha": 0.7, "beta": 2.0}))
     assert resolve(DecodeOptions("beam", BeamOptions(alpha=0.1)), str(folder)).beam.alpha == 0.1  # a flag wins

@@ -176,14 +176,15 @@ def test_eval_beam_search_with_an_lm_is_what_transcribe_gives(tiny_ctc, manifest
 
     (tmp_path / "lm.txt").write_text("IN BEING COMPARATIVELY MODERN\nHELLO WORLD\n")
     build_lm(tmp_path / "lm.txt", tmp_path / "lm.arpa", 2)
-    beam = ["--lm", str(tmp_path / "lm.arpa"), "--alpha", "2", "--beta", "1", "--beam-width", "8"]
+    beam = ["--lm", str(tmp_path / "lm.arpa"), "--alpha", "2", "--beta", "1", "--beam-width", "8",
+            "--token-min-logp", "-8"]
     runner = CliRunner()
     result = runner.invoke(cli, ["eval", "-d", str(manifest), "-m", str(tiny_ctc), "-q", *beam,
                                  "-o", str(tmp_path / "beam")])
     assert result.exit_code == 0, result.output
-    assert "beam 8, LM " in result.stdout
+    assert "beam 8 (token_min_logp -8), LM " in result.stdout
     summary = json.loads((tmp_path / "beam" / "summary.json").read_text())
-    assert summary["decoder"].startswith("beam 8, LM ") and "alpha 2, beta 1" in summary["decoder"]
+    assert summary["decoder"].startswith("beam 8 (token_min_logp -8), LM ") and "alpha 2, beta 1" in summary["decoder"]
     hyps = [r["hypothesis"] for r in read_jsonl(tmp_path / "beam" / "utterances.jsonl")]
     paths = [line.split("\t")[1] for line in manifest.read_text().splitlines()[1:]]
     printed = runner.invoke(cli, ["transcribe", *paths, "-m", str(tiny_ctc), "-q", *beam])

@@ -122,7 +122,8 @@ def model_options(f: Callable) -> Callable:
 
 
 def decoder_options(f: Callable) -> Callable:
-    """--decoder, --beam-width, --lm, --alpha, --beta, --hotwords and --hotword-weight, which
+    """--decoder, --beam-width, --lm, --alpha, --beta, --token-min-logp, --beam-prune-logp,
+    --hotwords and --hotword-weight, which
     override the config's `decode` section, given to the command as one `decode` argument (a
     decoding.DecodeOptions)."""
 
@@ -137,12 +138,19 @@ def decoder_options(f: Callable) -> Callable:
                   help="LM weight (default: the model's LM's attrs.json, else 0.5).")
     @click.option("--beta", type=float, default=None,
                   help="Word insertion bonus (default: the model's LM's attrs.json, else 1.5).")
+    @click.option("--token-min-logp", type=click.FloatRange(max=0), default=None,
+                  help="Beam search tries a frame's characters down to this log-probability (default: "
+                       "the model's LM's attrs.json, else -5; lower is slower and may find more).")
+    @click.option("--beam-prune-logp", type=click.FloatRange(max=0), default=None,
+                  help="Beams this far (log) below the best are dropped (default: the model's LM's "
+                       "attrs.json, else -10).")
     @click.option("--hotwords", default=None, metavar="WORD[,WORD...]",
                   help="Comma-separated words or phrases for beam search to favour.")
     @click.option("--hotword-weight", type=float, default=None, help="How much to favour them (default 10).")
     @functools.wraps(f)
     def wrapper(*args: Any, decoder: str | None, beam_width: int | None, lm_path: str | None,
-                alpha: float | None, beta: float | None, hotwords: str | None, hotword_weight: float | None,
+                alpha: float | None, beta: float | None, token_min_logp: float | None,
+                beam_prune_logp: float | None, hotwords: str | None, hotword_weight: float | None,
                 **kwargs: Any) -> Any:
         from .config import load_config
         from .decoding import options_from_config
@@ -158,7 +166,8 @@ def decoder_options(f: Callable) -> Callable:
         # config_options is applied inside this wrapper: its --config and --set are still in kwargs
         config = load_config(kwargs.get("config_path"), kwargs.get("overrides") or (), {
             "decode.decoder": decoder, "decode.beam_width": beam_width, "decode.lm": lm_path,
-            "decode.alpha": alpha, "decode.beta": beta, "decode.hotwords": hotwords,
+            "decode.alpha": alpha, "decode.beta": beta, "decode.token_min_logp": token_min_logp,
+            "decode.beam_prune_logp": beam_prune_logp, "decode.hotwords": hotwords,
             "decode.hotword_weight": hotword_weight,
         })
         return f(*args, decode=options_from_config(config.decode), **kwargs)

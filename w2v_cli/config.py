@@ -154,6 +154,9 @@ class DecodeConfig:
     lm: str = ""  # n-gram LM file (ARPA, .arpa.gz, KenLM binary); empty = the model's own, if any; none = no LM
     alpha: float | None = None  # LM weight; null = the model's LM's attrs.json, else 0.5
     beta: float | None = None  # word insertion bonus; null = the model's LM's attrs.json, else 1.5
+    # beam pruning (natural-log probabilities, pyctcdecode's); null = the model's LM's attrs.json, else -5 / -10
+    token_min_logp: float | None = None  # a frame's characters below this are not tried (its best always is)
+    beam_prune_logp: float | None = None  # beams this far below the best are dropped
     hotwords: str = ""  # comma-separated words or phrases for beam search to favour
     hotword_weight: float = 10.0  # how much to favour them
 

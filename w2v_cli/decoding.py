@@ -48,9 +48,15 @@ class BeamOptions:
     # pyctcdecode's other two LM attributes; a bundled LM's attrs.json sets them
     unk_score_offset: float = -10.0  # log-score added for a word the LM does not know
     score_boundary: bool = True  # score sentence start and end with the LM (<s>, </s>)
+    # pyctcdecode's pruning: characters below token_min_logp (natural-log probability) in a frame
+    # are not tried, unless one is the frame's best; beams whose score falls beam_prune_logp below
+    # the best are dropped. None = the bundled LM's attrs.json, else pyctcdecode's -5 and -10.
+    token_min_logp: float | None = None
+    beam_prune_logp: float | None = None
 
 
 DEFAULT_ALPHA, DEFAULT_BETA = 0.5, 1.5
+DEFAULT_TOKEN_MIN_LOGP, DEFAULT_BEAM_PRUNE_LOGP = -5.0, -10.0  # pyctcdecode's
 LM_SUFFIXES = (".arpa", ".arpa.gz", ".bin", ".binary")
 
 
@@ -58,13 +64,16 @@ LM_SUFFIXES = (".arpa", ".arpa.gz", ".bin", ".binary")
 class BundledLM:
     """An n-gram LM shipped in a model folder's `language_model/` (transformers'
     Wav2Vec2ProcessorWithLM layout: one KenLM file, attrs.json with alpha, beta and, as
-    pyctcdecode saves it, unk_score_offset and score_boundary)."""
+    pyctcdecode saves it, unk_score_offset and score_boundary; w2v also reads the pruning
+    thresholds token_min_logp and beam_prune_logp there, tuned with the weights)."""
 
     path: Path
     alpha: float = DEFAULT_ALPHA
     beta: float = DEFAULT_BETA
     unk_score_offset: float = -10.0
     score_boundary: bool = True
+    token_min_logp: float = DEFAULT_TOKEN_MIN_LOGP
+    beam_prune_logp: float = DEFAULT_BEAM_PRUNE_LOGP
 
 
 def bundled_lm(model_name: str) -> BundledLM | None:
@@ -93,11 +102,18 @@ def bundled_lm(model_name: str) -> BundledLM | None:
             raise W2VError(f"{lm_dir / 'attrs.json'} is not valid JSON ({e}); fix or delete it") from None
     defaults = BundledLM(files[0])
     try:
-        return BundledLM(files[0], float(attrs.get("alpha", defaults.alpha)), float(attrs.get("beta", defaults.beta)),
-                         float(attrs.get("unk_score_offset", defaults.unk_score_offset)),
-                         bool(attrs.get("score_boundary", defaults.score_boundary)))
+        found = BundledLM(files[0], float(attrs.get("alpha", defaults.alpha)), float(attrs.get("beta", defaults.beta)),
+                          float(attrs.get("unk_score_offset", defaults.unk_score_offset)),
+                          bool(attrs.get("score_boundary", defaults.score_boundary)),
+                          float(attrs.get("token_min_logp", defaults.token_min_logp)),
+                          float(attrs.get("beam_prune_logp", defaults.beam_prune_logp)))
     except (TypeError, ValueError) as e:
         raise W2VError(f"{lm_dir / 'attrs.json'}: a value is not a number ({e}); fix or delete it") from None
+    for key in ("token_min_logp", "beam_prune_logp"):
+        if getattr(found, key) > 0:
+            raise W2VError(f"{lm_dir / 'attrs.json'}: {key} is a log-probability threshold and must be "
+                           f"0 or below, not {getattr(found, key):g}; fix it or delete the key")
+    return found
 
 
 def beam_search_available() -> bool:
@@ -227,6 +243,8 @@ class BeamDecoder:
         o = self.options
         beams = self.decoder.decode_beams(
             np.asarray(log_probs, dtype=np.float32), beam_width=o.beam_width,
+            beam_prune_logp=DEFAULT_BEAM_PRUNE_LOGP if o.beam_prune_logp is None else o.beam_prune_logp,
+            token_min_logp=DEFAULT_TOKEN_MIN_LOGP if o.token_min_logp is None else o.token_min_logp,
             hotwords=o.hotwords or None, hotword_weight=o.hotword_weight)
         text, _, word_frames, _, _ = beams[0]
         return BeamResult(text, [(w, int(s), int(e)) for w, (s, e) in word_frames])
@@ -255,8 +273,16 @@ def options_from_config(cfg: Any) -> DecodeOptions:
                           "(`w2v build-lm`), 'none', or nothing for the model's own LM")
     if cfg.decoder == "greedy" and (lm_path or words):
         raise ConfigError("decode.lm and decode.hotwords need decode.decoder beam or auto (or --decoder beam)")
+    for key in ("token_min_logp", "beam_prune_logp"):
+        value = getattr(cfg, key)
+        if value is not None and value > 0:
+            raise ConfigError(f"decode.{key} is a natural-log probability threshold: 0 or below (pyctcdecode's "
+                              f"default {DEFAULT_TOKEN_MIN_LOGP if key == 'token_min_logp' else DEFAULT_BEAM_PRUNE_LOGP:g}), "
+                              f"got {value:g}")
     return DecodeOptions(cfg.decoder, BeamOptions(cfg.beam_width, lm_path, cfg.alpha, cfg.beta, words,
-                                                  cfg.hotword_weight, bundled_lm=not no_lm))
+                                                  cfg.hotword_weight, bundled_lm=not no_lm,
+                                                  token_min_logp=cfg.token_min_logp,
+                                                  beam_prune_logp=cfg.beam_prune_logp))
 
 
 def resolve(options: DecodeOptions, model_name: str, warn: bool = True) -> DecodeOptions:
@@ -281,9 +307,16 @@ def resolve(options: DecodeOptions, model_name: str, warn: bool = True) -> Decod
     lm_path = beam.lm_path or (str(bundled.path) if bundled else None)  # bundled: only when beam
     alpha = beam.alpha if beam.alpha is not None else (bundled.alpha if bundled else DEFAULT_ALPHA)
     beta = beam.beta if beam.beta is not None else (bundled.beta if bundled else DEFAULT_BETA)
-    extra = (dict(unk_score_offset=bundled.unk_score_offset, score_boundary=bundled.score_boundary)
-             if bundled and lm_path == str(bundled.path) else {})
-    return DecodeOptions(decoder, dataclasses.replace(beam, lm_path=lm_path, alpha=alpha, beta=beta, **extra))
+    own = bundled is not None and lm_path == str(bundled.path)
+    extra = dict(unk_score_offset=bundled.unk_score_offset, score_boundary=bundled.score_boundary) if own else {}
+    # the pruning thresholds: a flag or config key, else the model's own LM's attrs.json, else pyctcdecode's
+    token_min_logp = (beam.token_min_logp if beam.token_min_logp is not None
+                      else bundled.token_min_logp if own else DEFAULT_TOKEN_MIN_LOGP)
+    beam_prune_logp = (beam.beam_prune_logp if beam.beam_prune_logp is not None
+                       else bundled.beam_prune_logp if own else DEFAULT_BEAM_PRUNE_LOGP)
+    return DecodeOptions(decoder, dataclasses.replace(beam, lm_path=lm_path, alpha=alpha, beta=beta,
+                                                      token_min_logp=token_min_logp,
+                                                      beam_prune_logp=beam_prune_logp, **extra))
 
 
 class Decoder:

@@ -21,7 +21,7 @@ from typing import Any
 
 from .config import Config
 from .data import Dataset
-from .decoding import Decoder, DecodeOptions
+from .decoding import DEFAULT_BEAM_PRUNE_LOGP, DEFAULT_TOKEN_MIN_LOGP, Decoder, DecodeOptions
 from .errors import DataError
 from .inference import AudioSource, transcribe_sources
 from .models import LoadedModel
@@ -211,6 +211,11 @@ def describe_decoder(decode: DecodeOptions) -> str:
         return "greedy"
     beam = decode.beam
     text = f"beam {beam.beam_width}"
+    pruning = [f"{name} {value:g}" for name, value, default in (
+        ("token_min_logp", beam.token_min_logp, DEFAULT_TOKEN_MIN_LOGP),
+        ("beam_prune_logp", beam.beam_prune_logp, DEFAULT_BEAM_PRUNE_LOGP)) if value is not None and value != default]
+    if pruning:
+        text += f" ({', '.join(pruning)})"
     if beam.lm_path:
         text += f", LM {beam.lm_path} (alpha {beam.alpha:g}, beta {beam.beta:g})"
     if beam.hotwords:
