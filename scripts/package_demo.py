@@ -369,26 +369,28 @@ offline fallback of `w2v pretrain-check` when `patrickvonplaten/wav2vec2-base` i
 
     decoding = ""
     tuning = read_json(measured / "lm-tuning.json")
-    weights = f"alpha {attrs['alpha']:g}, beta {attrs['beta']:g}"
+    weights = f"alpha {attrs['alpha']:g}, beta {attrs['beta']:g}, token_min_logp {attrs['token_min_logp']:g}"
     if (measured / "hibari-beam-lm" / "summary.json").is_file():
         rows = []
         for family in ("hibari", "espeak"):
             for run, label in (("greedy-fp32", "greedy"), ("greedy-bf16", "greedy, bf16"),
                                ("beam", "beam 100, no LM"),
-                               ("beam-lm-default", "beam 100 + 3-gram LM, alpha 0.5, beta 1.5 (pyctcdecode's defaults)"),
+                               ("beam-lm-default", "beam 100 + 3-gram LM, alpha 0.5, beta 1.5, token_min_logp -5 "
+                                                   "(pyctcdecode's defaults)"),
                                ("beam-lm", f"beam 100 + 3-gram LM, {weights} (shipped)")):
                 s_ = read_json(measured / f"{family}-{run}" / "summary.json")
                 if s_:
                     rows.append(f"| {family} | {label} | {s_['wer']:.3f} | {s_['cer']:.3f} |")
         shipped = ASSETS / "demo" / "language_model" / "3gram.arpa.gz"
         ships = (f"\nThe LM ships with the model (`language_model/3gram.arpa.gz`, {shipped.stat().st_size / 2**20:.1f} MB, "
-                 "with `attrs.json`): `w2v transcribe --model demo`, and the offline fallback to it, decode\n"
+                 "with `attrs.json`: alpha, beta, token_min_logp): `w2v transcribe --model demo`, and the offline fallback to it, decode\n"
                  "with it by default (beam 100 + LM, the last row per voice) when pyctcdecode and kenlm are installed\n"
                  "(`make install-lm`); without them, or with `--decoder greedy` or `--lm none`, greedily.\n"
                  if shipped.is_file() else "")
         if tuning:
             n_dev = tuning["best"]["utterances"]
-            how = (f"its weights ({weights}) picked by `scripts/tune_lm.py` over {len(tuning['grid'])} (alpha, beta) "
+            how = (f"its weights and beam search's per-frame threshold ({weights}) picked by `scripts/tune_lm.py` "
+                   f"over {len(tuning['grid'])} (alpha, beta, token_min_logp) "
                    f"points on a development set of {n_dev} utterances (WordNet definitions spoken by both voice "
                    f"families, `data/synth-dev`; in neither the LM's text nor the held-out split: WER "
                    f"{tuning['best']['wer']:.3f} there)")
