@@ -81,6 +81,8 @@ def main() -> int:
     p.add_argument("--attrs", type=Path, help="write the best point as attrs.json here")
     p.add_argument("--json", type=Path, help="write the whole grid as JSON here")
     a = p.parse_args()
+    if any(t > 0 for t in a.token_min_logp):
+        p.error("--token-min-logp: log-probabilities are 0 or below")
     try:
         config = load_config(overrides=[f"text.case={a.case}"])
         loaded = load_ctc_model(a.model, device="cpu", dtype="fp32")
@@ -110,8 +112,6 @@ def main() -> int:
         print(f"tune_lm: {e}", file=sys.stderr)
         return 1
 
-    if any(t > 0 for t in a.token_min_logp):
-        p.error("--token-min-logp: log-probabilities are 0 or below")
     points = [(al, be, t) for t in a.token_min_logp for al in a.alpha for be in a.beta]
     started = time.perf_counter()
     ctx = multiprocessing.get_context("fork")  # the workers inherit _STATE

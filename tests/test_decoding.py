@@ -520,3 +520,26 @@ def test_a_hub_models_lm_missing_from_the_cache_is_fetched_or_named(hub_cache, m
     lm = bundled_lm("org/with-lm")
     assert asked == [("org/with-lm", ["language_model/*"])]
     assert lm is not None and lm.path == snapshot / "language_model" / "4gram.arpa" and lm.alpha == 0.5
+
+
+def test_tune_lm_grids_the_threshold_and_writes_the_best_point_as_attrs(tiny_ctc, speech_manifest, tmp_path):
+    pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    manifest = speech_manifest(tmp_path / "dev.tsv", ("LJ001-0002", "cmu_arctic_us_axb_a0005"))
+    (tmp_path / "lm.txt").write_text("IN BEING COMPARATIVELY MODERN\nHELLO WORLD\n")
+    build_lm(tmp_path / "lm.txt", tmp_path / "lm.arpa", 2)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "tune_lm.py"
+    run = subprocess.run([sys.executable, str(script), "--model", str(tiny_ctc), "--lm", str(tmp_path / "lm.arpa"),
+                          "--dataset", str(manifest), "--alpha", "0.5,1", "--beta", "0", "--token-min-logp=-5,-8",
+                          "--jobs", "1", "--json", str(tmp_path / "grid.json"), "--attrs", str(tmp_path / "attrs.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    grid = json.loads((tmp_path / "grid.json").read_text())["grid"]
+    assert sorted((g["alpha"], g["token_min_logp"]) for g in grid) == [(0.5, -8), (0.5, -5), (1, -8), (1, -5)]
+    best = min(grid, key=lambda g: (g["wer"], g["cer"]))
+    attrs = json.loads((tmp_path / "attrs.json").read_text())
+    assert attrs == {key: best[key] for key in ("alpha", "beta", "token_min_logp")}
+    assert "token_min_logp" in run.stdout.splitlines()[0]  # the table's header
+    bad = subprocess.run([sys.executable, str(script), "--model", str(tiny_ctc), "--lm", str(tmp_path / "lm.arpa"),
+                          "--dataset", str(manifest), "--token-min-logp", "3"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--token-min-logp: log-probabilities are 0 or below" in bad.stderr
