@@ -57,6 +57,7 @@ class BeamOptions:
 
 DEFAULT_ALPHA, DEFAULT_BETA = 0.5, 1.5
 DEFAULT_TOKEN_MIN_LOGP, DEFAULT_BEAM_PRUNE_LOGP = -5.0, -10.0  # pyctcdecode's
+PRUNING_DEFAULTS = {"token_min_logp": DEFAULT_TOKEN_MIN_LOGP, "beam_prune_logp": DEFAULT_BEAM_PRUNE_LOGP}
 LM_SUFFIXES = (".arpa", ".arpa.gz", ".bin", ".binary")
 
 
@@ -109,7 +110,7 @@ def bundled_lm(model_name: str) -> BundledLM | None:
                           float(attrs.get("beam_prune_logp", defaults.beam_prune_logp)))
     except (TypeError, ValueError) as e:
         raise W2VError(f"{lm_dir / 'attrs.json'}: a value is not a number ({e}); fix or delete it") from None
-    for key in ("token_min_logp", "beam_prune_logp"):
+    for key in PRUNING_DEFAULTS:
         if getattr(found, key) > 0:
             raise W2VError(f"{lm_dir / 'attrs.json'}: {key} is a log-probability threshold and must be "
                            f"0 or below, not {getattr(found, key):g}; fix it or delete the key")
@@ -273,12 +274,11 @@ def options_from_config(cfg: Any) -> DecodeOptions:
                           "(`w2v build-lm`), 'none', or nothing for the model's own LM")
     if cfg.decoder == "greedy" and (lm_path or words):
         raise ConfigError("decode.lm and decode.hotwords need decode.decoder beam or auto (or --decoder beam)")
-    for key in ("token_min_logp", "beam_prune_logp"):
+    for key, default in PRUNING_DEFAULTS.items():
         value = getattr(cfg, key)
         if value is not None and value > 0:
             raise ConfigError(f"decode.{key} is a natural-log probability threshold: 0 or below (pyctcdecode's "
-                              f"default {DEFAULT_TOKEN_MIN_LOGP if key == 'token_min_logp' else DEFAULT_BEAM_PRUNE_LOGP:g}), "
-                              f"got {value:g}")
+                              f"default {default:g}), got {value:g}")
     return DecodeOptions(cfg.decoder, BeamOptions(cfg.beam_width, lm_path, cfg.alpha, cfg.beta, words,
                                                   cfg.hotword_weight, bundled_lm=not no_lm,
                                                   token_min_logp=cfg.token_min_logp,

@@ -21,7 +21,7 @@ from typing import Any
 
 from .config import Config
 from .data import Dataset
-from .decoding import DEFAULT_BEAM_PRUNE_LOGP, DEFAULT_TOKEN_MIN_LOGP, Decoder, DecodeOptions
+from .decoding import PRUNING_DEFAULTS, Decoder, DecodeOptions
 from .errors import DataError
 from .inference import AudioSource, transcribe_sources
 from .models import LoadedModel
@@ -211,9 +211,8 @@ def describe_decoder(decode: DecodeOptions) -> str:
         return "greedy"
     beam = decode.beam
     text = f"beam {beam.beam_width}"
-    pruning = [f"{name} {value:g}" for name, value, default in (
-        ("token_min_logp", beam.token_min_logp, DEFAULT_TOKEN_MIN_LOGP),
-        ("beam_prune_logp", beam.beam_prune_logp, DEFAULT_BEAM_PRUNE_LOGP)) if value is not None and value != default]
+    pruning = [f"{key} {getattr(beam, key):g}" for key, default in PRUNING_DEFAULTS.items()
+               if getattr(beam, key) not in (None, default)]
     if pruning:
         text += f" ({', '.join(pruning)})"
     if beam.lm_path:
