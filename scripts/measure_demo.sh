@@ -93,7 +93,7 @@ TUNED=0
 rm -f "$OUT/lm-tuning.json"  # an earlier run's grid must not be read as this one's
 if [ "$TUNE" != 0 ] && [ -f "$DEV/heldout_hibari.tsv" ] && [ -f "$DEV/heldout_espeak.tsv" ]; then
   "$PY" scripts/tune_lm.py --model "$MODEL" --lm "$OUT/train-3gram.arpa" \
-    --dataset "$DEV/heldout_hibari.tsv" --dataset "$DEV/heldout_espeak.tsv" --token-min-logp "$TOKEN_MIN_LOGP" \
+    --dataset "$DEV/heldout_hibari.tsv" --dataset "$DEV/heldout_espeak.tsv" --token-min-logp="$TOKEN_MIN_LOGP" \
     --json "$OUT/lm-tuning.json" --attrs "$OUT/attrs.json"
   TUNED=1
 else
@@ -134,7 +134,7 @@ for family in hibari espeak; do
   # the LM the package ships with the model (scripts/package_demo.py), named explicitly,
   # with the weights and threshold it ships (tuned on $DEV), then with pyctcdecode's defaults
   run_eval "$family-beam-lm" "$data" --dtype fp32 --lm "$OUT/train-3gram.arpa" --alpha "$ALPHA" --beta "$BETA" \
-    --token-min-logp "$TML"
+    --token-min-logp="$TML"
   if [ "$TUNED" = 1 ]; then
     run_eval "$family-beam-lm-default" "$data" --dtype fp32 --lm "$OUT/train-3gram.arpa" --alpha 0.5 --beta 1.5
   else

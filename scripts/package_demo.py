@@ -3,9 +3,9 @@
 
     --recipe six-stage (the default, the bundled models: configs/demo-pretrain.yaml,
     demo-stage1..5.yaml, demo.yaml): runs/demo-pretrain and runs/demo
-    --recipe two-hour (configs/demo-2h-pretrain.yaml, configs/demo-2h.yaml):
+    --recipe two-hour (configs/demo-2h-pretrain.yaml, configs/demo-2h-lr2.yaml):
     runs/demo-2h-pretrain  ->  w2v_cli/assets/models/demo-pretrain   (`--model demo-pretrain`)
-    runs/demo-2h           ->  w2v_cli/assets/models/demo            (`--model demo`)
+    runs/demo-2h-lr2       ->  w2v_cli/assets/models/demo            (`--model demo`)
 
 Only inference files are copied (no optimizer state). Every figure in the cards is read
 from the files the recipe wrote (eval summaries, pretrain-check JSON, trainer state), so a
@@ -213,8 +213,8 @@ class Recipe:
 RECIPES = {
     "two-hour": Recipe(
         "demo-2h-pretrain", "configs/demo-2h-pretrain.yaml",
-        (("demo-2h", "configs/demo-2h.yaml", f"from `demo-pretrain` in one stage on {WORDNET}"),),
-        "measure-demo-2h", "demo-2h-random", "configs/demo-2h-random.yaml", "demo-2h"),
+        (("demo-2h-lr2", "configs/demo-2h-lr2.yaml", f"from `demo-pretrain` in one stage on {WORDNET}"),),
+        "measure-demo-2h-lr2", "demo-2h-random", "configs/demo-2h-random.yaml", "demo-2h-lr2"),
     "six-stage": Recipe(
         "demo-pretrain", "configs/demo-pretrain.yaml",
         (("demo-stage1", "configs/demo-stage1.yaml", "from `demo-pretrain`"),
