@@ -74,7 +74,8 @@ def main() -> int:
     p.add_argument("--beta", type=floats, default=floats("0,0.5,1.0,1.5,2.5"))
     p.add_argument("--token-min-logp", type=floats, default=floats("-5"),
                    help="pyctcdecode's per-frame threshold(s) to try (default -5, its own; the demo "
-                        "recipe tries -5,-8: its small model is unsure of its characters)")
+                        "recipe tries -5,-8: its small model is unsure of its characters). Write it with "
+                        "'=': --token-min-logp=-5,-8 (argparse reads a separate -5,-8 as an option)")
     p.add_argument("--beam-width", type=int, default=100)
     p.add_argument("--case", default="upper", help="text.case for scoring (as w2v eval --set text.case=)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes for the grid")
