@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import re
 import sys
 import time
 from pathlib import Path
@@ -65,6 +66,23 @@ def floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+NUMBER_LIST = re.compile(r"^-[\d.]+(,-?[\d.]+)*$")
+LIST_OPTIONS = ("--alpha", "--beta", "--token-min-logp")
+
+
+def glue_negative_lists(argv: list[str]) -> list[str]:
+    """`--token-min-logp -5,-8` as `--token-min-logp=-5,-8`: argparse takes a separate value that
+    starts with '-' and is not one plain negative number (-5,-8 is not) for an option, and fails
+    with "expected one argument"."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in LIST_OPTIONS and NUMBER_LIST.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="CTC model folder or built-in name")
@@ -74,14 +92,13 @@ def main() -> int:
     p.add_argument("--beta", type=floats, default=floats("0,0.5,1.0,1.5,2.5"))
     p.add_argument("--token-min-logp", type=floats, default=floats("-5"),
                    help="pyctcdecode's per-frame threshold(s) to try (default -5, its own; the demo "
-                        "recipe tries -5,-8: its small model is unsure of its characters). Write it with "
-                        "'=': --token-min-logp=-5,-8 (argparse reads a separate -5,-8 as an option)")
+                        "recipe tries -5,-8: its small model is unsure of its characters)")
     p.add_argument("--beam-width", type=int, default=100)
     p.add_argument("--case", default="upper", help="text.case for scoring (as w2v eval --set text.case=)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes for the grid")
     p.add_argument("--attrs", type=Path, help="write the best point as attrs.json here")
     p.add_argument("--json", type=Path, help="write the whole grid as JSON here")
-    a = p.parse_args()
+    a = p.parse_args(glue_negative_lists(sys.argv[1:]))
     if any(t > 0 for t in a.token_min_logp):
         p.error("--token-min-logp: log-probabilities are 0 or below")
     try:

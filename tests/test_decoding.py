@@ -530,7 +530,7 @@ def test_tune_lm_grids_the_threshold_and_writes_the_best_point_as_attrs(tiny_ctc
     build_lm(tmp_path / "lm.txt", tmp_path / "lm.arpa", 2)
     script = Path(__file__).resolve().parents[1] / "scripts" / "tune_lm.py"
     run = subprocess.run([sys.executable, str(script), "--model", str(tiny_ctc), "--lm", str(tmp_path / "lm.arpa"),
-                          "--dataset", str(manifest), "--alpha", "0.5,1", "--beta", "0", "--token-min-logp=-5,-8",
+                          "--dataset", str(manifest), "--alpha", "0.5,1", "--beta", "0", "--token-min-logp", "-5,-8",
                           "--jobs", "1", "--json", str(tmp_path / "grid.json"), "--attrs", str(tmp_path / "attrs.json")],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
@@ -540,6 +540,7 @@ def test_tune_lm_grids_the_threshold_and_writes_the_best_point_as_attrs(tiny_ctc
     attrs = json.loads((tmp_path / "attrs.json").read_text())
     assert attrs == {key: best[key] for key in ("alpha", "beta", "token_min_logp")}
     assert "token_min_logp" in run.stdout.splitlines()[0]  # the table's header
+    # (the space form above is glued to --token-min-logp=-5,-8: argparse alone takes -5,-8 for an option)
     bad = subprocess.run([sys.executable, str(script), "--model", str(tiny_ctc), "--lm", str(tmp_path / "lm.arpa"),
                           "--dataset", str(manifest), "--token-min-logp", "3"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--token-min-logp: log-probabilities are 0 or below" in bad.stderr
