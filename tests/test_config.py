@@ -49,6 +49,41 @@ def test_unknown_section_and_wrong_type(tmp_path):
         load_config(overrides=["train.freeze_feature_encoder=3"])
 
 
+def test_base_config_is_applied_first_and_overridden_key_by_key(tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "root.yaml").write_text("train:\n  seed: 7\n  max_steps: 10\n")
+    (tmp_path / "shared" / "base.yaml").write_text(
+        "base: root.yaml\ntrain:\n  learning_rate: 1e-3\n  warmup_steps: 300\n  max_steps: 20\n")
+    path = tmp_path / "run.yaml"  # its base's path is relative to this file's folder
+    path.write_text("base: shared/base.yaml\ntrain:\n  learning_rate: 3e-3\n")
+    config = load_config(path, ["train.warmup_steps=500"])
+    assert config.train.learning_rate == 3e-3  # the file beats its base
+    assert config.train.max_steps == 20  # a base beats its own base
+    assert config.train.seed == 7  # what no later file sets comes through
+    assert config.train.warmup_steps == 500  # --set beats all files
+    assert "base" not in config.to_dict()
+    (tmp_path / "shared" / "root.yaml").write_text("train:\n  sead: 7\n")
+    with pytest.raises(ConfigError, match=r"root.yaml, line 2: unknown key 'train.sead'"):
+        load_config(path)  # a base's mistakes are named in the base
+
+
+def test_base_config_errors_name_the_file_and_the_fix(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  name: x\nbase: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"run.yaml, line 3: base config .*missing.yaml not found"):
+        load_config(path)
+    path.write_text("base: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="'base' must be the path of another config file"):
+        load_config(path)
+    (tmp_path / "a.yaml").write_text("base: run.yaml\n")
+    path.write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"in a loop .*run.yaml -> .*a.yaml -> .*run.yaml"):
+        load_config(path)
+    path.write_text("bases: a.yaml\n")
+    with pytest.raises(ConfigError, match="unknown section 'bases'; did you mean 'base'"):
+        load_config(path)
+
+
 def test_malformed_yaml_names_file_and_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("train:\n  learning_rate: [1, 2\n  seed: 3\n")

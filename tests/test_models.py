@@ -92,6 +92,10 @@ def test_default_model_falls_back_to_builtin_demo_but_a_named_one_never(tmp_path
     assert named.exit_code == 1 and "is not available" in named.output
     via_set = runner.invoke(cli, ["ctc-loss", str(tmp_path / "a.wav"), "A", "--set", "model.name=facebook/wav2vec2-base-960h"])
     assert via_set.exit_code == 1 and "is not available" in via_set.output
+    (tmp_path / "base.yaml").write_text("model:\n  name: facebook/wav2vec2-base-960h\n")
+    (tmp_path / "run.yaml").write_text("base: base.yaml\ninference:\n  batch_size: 2\n")
+    via_base = runner.invoke(cli, ["transcribe", str(tmp_path / "a.wav"), "--config", str(tmp_path / "run.yaml")])
+    assert via_base.exit_code == 1 and "is not available" in via_base.output  # named in a base config
     check = runner.invoke(cli, ["pretrain-check", "--json"])
     assert check.exit_code == 1 and "built-in 'demo-pretrain' model" in check.stderr  # random: fails the check
     assert runner.invoke(cli, ["pretrain-check", "-m", "patrickvonplaten/wav2vec2-base"]).exit_code == 1

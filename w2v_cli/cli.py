@@ -185,12 +185,12 @@ def implicit_default(flag: str | None, key: str) -> bool:
     if any(item.split("=", 1)[0].strip() == key for item in overrides):
         return False
     if path:
-        from .config import read_yaml
+        from .config import read_config_chain
 
-        data, _ = read_yaml(path)
         section, name = key.split(".")
-        if isinstance(data, dict) and isinstance(data.get(section), dict) and name in data[section]:
-            return False
+        for data, _ in read_config_chain(path):  # the file and its bases
+            if isinstance(data, dict) and isinstance(data.get(section), dict) and name in data[section]:
+                return False
     return True
 
 

@@ -288,7 +288,7 @@ def _apply(config: Config, data: Any, source: _Source) -> None:
         section = str(section)
         if section not in sections:
             raise ConfigError(
-                f"{source.where(section)}: unknown section '{section}'{_closest(section, sections)}"
+                f"{source.where(section)}: unknown section '{section}'{_closest(section, sections + ['base'])}"
             )
         if values is None:
             continue
@@ -349,20 +349,53 @@ def read_yaml(path: str | Path) -> tuple[Any, dict[str, int]]:
     return data, lines
 
 
+def read_config_chain(path: str | Path) -> list[tuple[Any, _Source]]:
+    """A config file and the files its top-level `base:` names, in the order they apply: the
+    first base first, `path` last. `base: other.yaml` (relative to the naming file's folder)
+    makes that file's values the starting point; this file's keys override them one by one."""
+    chain: list[tuple[Any, _Source]] = []
+    seen: list[Path] = []
+    current: Path | None = Path(path)
+    while current is not None:
+        resolved = current.resolve()
+        if resolved in seen:
+            loop = " -> ".join(str(p) for p in [*seen, resolved])
+            raise ConfigError(f"config files name each other as base in a loop ({loop}); "
+                              "remove one of those base: lines")
+        seen.append(resolved)
+        data, lines = read_yaml(current)
+        source = _Source(str(current), lines)
+        following = None
+        if isinstance(data, dict) and "base" in data:
+            data = dict(data)
+            base = data.pop("base")
+            if not isinstance(base, str) or not base.strip():
+                raise ConfigError(f"{source.where('base')}: 'base' must be the path of another config "
+                                  f"file (relative to this one's folder), got {base!r}")
+            following = Path(base) if Path(base).is_absolute() else current.parent / base
+            if not following.is_file():
+                raise ConfigError(f"{source.where('base')}: base config {following} not found (a relative "
+                                  f"path is read from {current.parent}); fix the path or remove base:")
+        chain.append((data, source))
+        current = following
+    return chain[::-1]
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     flags: dict[str, Any] | None = None,
 ) -> Config:
-    """Resolve the config: defaults < YAML file < ``--set`` overrides < flags.
+    """Resolve the config: defaults < the YAML file's bases (``base:``) < the YAML file < ``--set``
+    overrides < flags.
 
     ``flags`` maps 'section.key' to a value; None values (flags the user did not give)
     are ignored.
     """
     config = Config()
     if path is not None:
-        data, lines = read_yaml(path)
-        _apply(config, data, _Source(str(path), lines))
+        for data, source in read_config_chain(path):
+            _apply(config, data, source)
     for item in overrides:
         _apply(config, parse_set(item), _Source(f"--set {item}"))
     for dotted, value in (flags or {}).items():
