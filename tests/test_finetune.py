@@ -72,6 +72,25 @@ def test_tiny_config_learns_four_utterances(tmp_path, four_manifest):
     assert (out / "w2v_config.yaml").is_file() and (out / "vocab.json").is_file()
 
 
+def test_log_line_says_the_time_left_at_this_process_rate(caplog):
+    import logging
+    import time
+
+    from w2v_cli.training import TrainerState, _log_line
+
+    state = TrainerState(step=150, elapsed_s=4000.0)  # resumed at step 100, after 4,000 s elsewhere
+    now = time.perf_counter()
+    window = {"loss": 1.0, "n": 1, "audio_s": 10.0, "t": now - 1, "extra": {}}
+    with caplog.at_level(logging.INFO, logger="w2v"):
+        row = _log_line(state, 250, window, 1e-3, None, 1, pace=(100, now - 50))
+    # 50 steps in this process's 50 s: 100 steps take 100 s more (the earlier 4,000 s do not count)
+    assert row["eta_s"] == pytest.approx(100, abs=1)
+    assert "01:06:40, 00:01:4" in caplog.text and " left" in caplog.text
+    done = TrainerState(step=250, elapsed_s=4100.0)
+    assert "eta_s" not in _log_line(done, 250, window, 1e-3, None, 1, pace=(100, now - 50))
+    assert "eta_s" not in _log_line(TrainerState(step=100), 250, window, 1e-3, None, 1, pace=(100, now))
+
+
 def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, four_manifest):
     straight = tiny_config(tmp_path / "a", four_manifest)
     finetune(straight)

@@ -425,6 +425,7 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
 
     model.train()
     started = time.perf_counter() - state.elapsed_s
+    pace = (state.step, time.perf_counter())  # this process's first step and start: the ETA's rate
     window = {"loss": 0.0, "n": 0, "audio_s": 0.0, "t": time.perf_counter(), "extra": {}}
     logger.info("training %s for %d steps (batch %s, grad accum %d, lr %.2e)", task.name, steps,
                 f"{options.batch_audio_s:g} s of audio" if options.batch_audio_s > 0 else options.batch_size,
@@ -481,7 +482,7 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
                 state.step += 1
                 state.elapsed_s = time.perf_counter() - started
                 if state.step % options.log_every == 0 or state.step == steps:
-                    row = _log_line(state, steps, window, lr, grad_norm, world)
+                    row = _log_line(state, steps, window, lr, grad_norm, world, pace)
                     log_rows.append(row)
                     if main:
                         _append_log(output_dir / LOG_FILE, row)
@@ -524,8 +525,11 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
     return state
 
 
-def _log_line(state: TrainerState, steps: int, window: dict, lr: float, grad_norm: Any, world: int) -> dict:
-    """One fixed-format line on stderr; the same fields as a dict for the JSONL log."""
+def _log_line(state: TrainerState, steps: int, window: dict, lr: float, grad_norm: Any, world: int,
+              pace: tuple[int, float] | None = None) -> dict:
+    """One fixed-format line on stderr; the same fields as a dict for the JSONL log. `pace` (the
+    step this process started at, and when) gives the time left at this process's mean rate,
+    evaluations and checkpoints included; a resumed run's earlier rate is not used."""
     seconds = max(1e-9, time.perf_counter() - window["t"])
     n = max(1, window["n"])
     row = {
@@ -539,12 +543,22 @@ def _log_line(state: TrainerState, steps: int, window: dict, lr: float, grad_nor
     }
     extra = "".join(f" | {k} {v / n:.4g}" for k, v in window["extra"].items())
     grad = "nan" if row["grad_norm"] is None else f"{row['grad_norm']:.3f}"
-    elapsed = time.strftime("%H:%M:%S", time.gmtime(state.elapsed_s))
+    elapsed = _hms(state.elapsed_s)
+    if pace is not None and state.step > pace[0] and state.step < steps:
+        left = (time.perf_counter() - pace[1]) / (state.step - pace[0]) * (steps - state.step)
+        row["eta_s"] = round(left, 1)
+        elapsed += f", {_hms(left)} left"
     logger.info(
         "step %6d/%d | loss %.4f | lr %.2e | grad %s | %.1f audio-s/s | %s%s",
         state.step, steps, row["loss"], row["lr"], grad, row["audio_s_per_s"], elapsed, extra,
     )
     return row
+
+
+def _hms(seconds: float) -> str:
+    """01:02:03; days as hours (30:00:00), not wrapped as strftime would."""
+    seconds = int(seconds)
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _append_log(path: Path, row: dict) -> None:
