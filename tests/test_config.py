@@ -67,20 +67,17 @@ def test_base_config_is_applied_first_and_overridden_key_by_key(tmp_path):
         load_config(path)  # a base's mistakes are named in the base
 
 
-def test_base_config_errors_name_the_file_and_the_fix(tmp_path):
-    path = tmp_path / "run.yaml"
-    path.write_text("model:\n  name: x\nbase: missing.yaml\n")
-    with pytest.raises(ConfigError, match=r"run.yaml, line 3: base config .*missing.yaml not found"):
-        load_config(path)
-    path.write_text("base: [a.yaml]\n")
-    with pytest.raises(ConfigError, match="'base' must be the path of another config file"):
-        load_config(path)
+@pytest.mark.parametrize("text, error", [
+    ("model:\n  name: x\nbase: missing.yaml\n", r"run.yaml, line 3: base config .*missing.yaml not found"),
+    ("base: [a.yaml]\n", "'base' must be the path of another config file"),
+    ("base: a.yaml\n", r"in a loop .*run.yaml -> .*a.yaml -> .*run.yaml"),  # a.yaml names run.yaml
+    ("bases: a.yaml\n", "unknown section 'bases'; did you mean 'base'"),
+])
+def test_base_config_errors_name_the_file_and_the_fix(tmp_path, text, error):
     (tmp_path / "a.yaml").write_text("base: run.yaml\n")
-    path.write_text("base: a.yaml\n")
-    with pytest.raises(ConfigError, match=r"in a loop .*run.yaml -> .*a.yaml -> .*run.yaml"):
-        load_config(path)
-    path.write_text("bases: a.yaml\n")
-    with pytest.raises(ConfigError, match="unknown section 'bases'; did you mean 'base'"):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=error):
         load_config(path)
 
 
