@@ -82,13 +82,15 @@ def test_log_line_says_the_time_left_at_this_process_rate(caplog):
     now = time.perf_counter()
     window = {"loss": 1.0, "n": 1, "audio_s": 10.0, "t": now - 1, "extra": {}}
     with caplog.at_level(logging.INFO, logger="w2v"):
-        row = _log_line(state, 250, window, 1e-3, None, 1, pace=(100, now - 50))
+        row = _log_line(state, 250, window, 1e-3, None, 1, pace=(100, now - 50, 250))
     # 50 steps in this process's 50 s: 100 steps take 100 s more (the earlier 4,000 s do not count)
     assert row["eta_s"] == pytest.approx(100, abs=1)
     assert "01:06:40, 00:01:4" in caplog.text and " left" in caplog.text
+    # --stop-after 200: the time left is to step 200, not to the schedule's 250
+    assert _log_line(state, 250, window, 1e-3, None, 1, pace=(100, now - 50, 200))["eta_s"] == pytest.approx(50, abs=1)
     done = TrainerState(step=250, elapsed_s=4100.0)
-    assert "eta_s" not in _log_line(done, 250, window, 1e-3, None, 1, pace=(100, now - 50))
-    assert "eta_s" not in _log_line(TrainerState(step=100), 250, window, 1e-3, None, 1, pace=(100, now))
+    assert "eta_s" not in _log_line(done, 250, window, 1e-3, None, 1, pace=(100, now - 50, 250))
+    assert "eta_s" not in _log_line(TrainerState(step=100), 250, window, 1e-3, None, 1, pace=(100, now, 250))
 
 
 def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, four_manifest):

@@ -425,7 +425,8 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
 
     model.train()
     started = time.perf_counter() - state.elapsed_s
-    pace = (state.step, time.perf_counter())  # this process's first step and start: the ETA's rate
+    # this process's first step, its start and its last step (--stop-after's, else the schedule's): the ETA
+    pace = (state.step, time.perf_counter(), steps if stop_after is None else min(steps, stop_after))
     window = {"loss": 0.0, "n": 0, "audio_s": 0.0, "t": time.perf_counter(), "extra": {}}
     logger.info("training %s for %d steps (batch %s, grad accum %d, lr %.2e)", task.name, steps,
                 f"{options.batch_audio_s:g} s of audio" if options.batch_audio_s > 0 else options.batch_size,
@@ -526,10 +527,11 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
 
 
 def _log_line(state: TrainerState, steps: int, window: dict, lr: float, grad_norm: Any, world: int,
-              pace: tuple[int, float] | None = None) -> dict:
+              pace: tuple[int, float, int] | None = None) -> dict:
     """One fixed-format line on stderr; the same fields as a dict for the JSONL log. `pace` (the
-    step this process started at, and when) gives the time left at this process's mean rate,
-    evaluations and checkpoints included; a resumed run's earlier rate is not used."""
+    step this process started at, when, and the step it will stop at) gives the time left at this
+    process's mean rate, evaluations and checkpoints included; a resumed run's earlier rate is not
+    used."""
     seconds = max(1e-9, time.perf_counter() - window["t"])
     n = max(1, window["n"])
     row = {
@@ -544,8 +546,8 @@ def _log_line(state: TrainerState, steps: int, window: dict, lr: float, grad_nor
     extra = "".join(f" | {k} {v / n:.4g}" for k, v in window["extra"].items())
     grad = "nan" if row["grad_norm"] is None else f"{row['grad_norm']:.3f}"
     elapsed = _hms(state.elapsed_s)
-    if pace is not None and state.step > pace[0] and state.step < steps:
-        left = (time.perf_counter() - pace[1]) / (state.step - pace[0]) * (steps - state.step)
+    if pace is not None and pace[0] < state.step < pace[2]:
+        left = (time.perf_counter() - pace[1]) / (state.step - pace[0]) * (pace[2] - state.step)
         row["eta_s"] = round(left, 1)
         elapsed += f", {_hms(left)} left"
     logger.info(
