@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
 # The demo models, end to end, with the project's own commands only. Two recipes share the corpus:
 #
-# RECIPE=two-hour (not yet the bundled models: at the WER target, 0.1000 on hibari-tts with the LM;
-#   see README "The demo models"): about two hours of training on a 2-core CPU
+# RECIPE=two-hour (the default; the bundled models since 2026-12-03; see README "The demo models"):
+#   about two hours of training on a 2-core CPU (2.5 h measured on a slow day of this host)
 #   1. synthesize the English corpus (below)
 #   2. w2v pretrain   -> runs/demo-2h-pretrain  (configs/demo-2h-pretrain.yaml: contrastive
 #                                                pretraining from scratch, 2,000 steps)
-#   3. w2v finetune   -> runs/demo-2h-lr2       (configs/demo-2h-lr2.yaml: CTC fine-tuning from that
+#   3. w2v finetune   -> runs/demo-2h-lr3       (configs/demo-2h-lr3.yaml: CTC fine-tuning from that
 #                                                checkpoint in one stage on data/synth-wordnet,
-#                                                20,000 steps at peak lr 2e-3)
+#                                                20,000 steps at peak lr 3e-3)
 #   4. w2v pretrain-check (one recording, then held-out sets, against a random model);
 #      scripts/measure_demo.sh for the final model (greedy/beam/LM, fp32/bf16, alignment; the LM's
-#      weights tuned on data/synth-dev) -> runs/measure-demo-2h-lr2
+#      weights tuned on data/synth-dev) -> runs/measure-demo-2h-lr3
 #   5. (COMPARE=1) the same fine-tuning from random weights (configs/demo-2h-random.yaml), the same
 #      schedule cut short after STOP_AFTER steps -> runs/demo-2h-random; the card compares the two
 #      runs' heldout_small WER at the steps both evaluated
 #   6. scripts/package_demo.py --recipe two-hour copies both models into w2v_cli/assets/models
 #
-# RECIPE=six-stage (the default; the bundled models; ~5.6 h): configs/demo-pretrain.yaml, then
+# RECIPE=six-stage (the bundled models until 2026-12-03; ~5.6 h): configs/demo-pretrain.yaml, then
 #   six fine-tuning stages, configs/demo-stage1..5.yaml and configs/demo.yaml -> runs/demo; stage 1
 #   from random weights for comparison (configs/demo-random.yaml); scripts/package_demo.py
 #   --recipe six-stage.
@@ -35,7 +35,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 W2V="$VENV/bin/w2v"
 PY="$VENV/bin/python"
-RECIPE=${RECIPE:-six-stage}
+RECIPE=${RECIPE:-two-hour}
 HOURS=${HOURS:-6}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
 case "$RECIPE" in
@@ -104,8 +104,8 @@ eval_families() {  # run: greedy fp32 WER/CER per voice family into runs/<run>/e
   done
 }
 if [ "$RECIPE" = two-hour ]; then
-  "$W2V" finetune --config configs/demo-2h-lr2.yaml --max-steps "$FINETUNE_STEPS"
-  MODEL=runs/demo-2h-lr2 OUT=runs/measure-demo-2h-lr2 bash scripts/measure_demo.sh  # the final model's figures
+  "$W2V" finetune --config configs/demo-2h-lr3.yaml --max-steps "$FINETUNE_STEPS"
+  MODEL=runs/demo-2h-lr3 OUT=runs/measure-demo-2h-lr3 bash scripts/measure_demo.sh  # the final model's figures
   if [ "$COMPARE" = 1 ]; then
     # The same fine-tuning (schedule, data, seed) from random weights, stopped after STOP_AFTER steps
     "$W2V" finetune --config configs/demo-2h-random.yaml --max-steps "$FINETUNE_STEPS" --stop-after "$STOP_AFTER"
