@@ -7,11 +7,16 @@
 Runs the real CLI (`w2v finetune`, one whole process per row) on the same model, data, batch
 size, learning rate and seed, changing one setting per row on top of the row before:
 
-1. the demo recipe's stages 1-5: fp32, the model's own dropouts (0.05), feature encoder trained;
-2. + bf16 mixed precision (`train.dtype=bf16`);
-3. + no dropout (`train.dropout=0`): with attention dropout, torch's scaled_dot_product_attention
+1. the six-stage demo recipe's stages 1-5: fp32, the model's own dropouts (0.05), feature encoder
+   trained, float32 denormals computed as they are (`train.flush_denormal=false`);
+2. + denormals flushed to zero (`train.flush_denormal=true`, the default since 2026-12-03);
+3. + bf16 mixed precision (`train.dtype=bf16`);
+4. + no dropout (`train.dropout=0`): with attention dropout, torch's scaled_dot_product_attention
    takes its unfused math path on a CPU; without it, the fused flash kernel;
-4. + frozen feature encoder (`train.freeze_feature_encoder=true`): the demo recipe's stage 6.
+5. + frozen feature encoder (`train.freeze_feature_encoder=true`): the six-stage recipe's stage 6.
+
+`--rows 1,2` runs only those rows (each still with the settings of the rows before it): on a CPU
+without bf16 instructions bf16 is emulated and rows 3-5 measure little but that.
 
 Columns: training rate in audio seconds per second, from the run's train_log.jsonl after its
 first logged window (start-up, model loading and the first steps' allocations left out);
@@ -34,7 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = ROOT.parent / "shared" / "data" / "speech" / "manifest.tsv"
 STEPS = (  # each row adds its setting to those of the rows before it
-    ("fp32, dropout as the model has it, encoder trained", None),
+    ("fp32, dropout as the model has it, encoder trained, denormals computed", "train.flush_denormal=false"),
+    ("+ denormals flushed to zero", "train.flush_denormal=true"),  # a later --set wins
     ("+ bf16 mixed precision", "train.dtype=bf16"),
     ("+ dropout 0", "train.dropout=0"),
     ("+ feature encoder frozen", "train.freeze_feature_encoder=true"),
@@ -90,23 +96,33 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps per row (default 40)")
     parser.add_argument("--repeats", type=int, default=1, help="runs per row, alternating; the fastest is kept")
+    parser.add_argument("--rows", default="", help="comma-separated row numbers to run (default all)")
     args = parser.parse_args()
+    try:
+        rows = sorted({int(r) - 1 for r in args.rows.split(",") if r.strip()}) or list(range(len(ROWS)))
+    except ValueError:
+        sys.exit(f"bench_train_settings: --rows takes row numbers such as 1,2, not {args.rows!r}")
+    if not all(0 <= r < len(ROWS) for r in rows):
+        sys.exit(f"bench_train_settings: --rows: rows are 1 to {len(ROWS)}")
     if not args.manifest.is_file():
         sys.exit(f"bench_train_settings: no manifest {args.manifest}; pass --manifest")
     best: dict[int, dict] = {}
     with tempfile.TemporaryDirectory(prefix="w2v-bench-train-") as work:
         args.data = prepare_data(args.manifest, Path(work) / "data")
         for repeat in range(args.repeats):
-            for i, (name, settings) in enumerate(ROWS):
+            for i in rows:
+                name, settings = ROWS[i]
                 result = run_row(settings, args, Path(work) / f"row{i}-{repeat}")
                 print(f"[{repeat + 1}/{args.repeats}] {name}: {result['rate']:.1f} audio-s/s", file=sys.stderr)
                 if i not in best or result["rate"] > best[i]["rate"]:
                     best[i] = result
     print(f"model {args.model}, {args.steps} steps per row, batches of 30 s, {args.manifest}")
-    print("| settings | audio-s/s | ratio to row 1 | last loss |")
+    first = rows[0]
+    print(f"| settings | audio-s/s | ratio to row {first + 1} | last loss |")
     print("| --- | --- | --- | --- |")
-    for i, (name, _) in enumerate(ROWS):
-        print(f"| {name} | {best[i]['rate']:.1f} | {best[i]['rate'] / best[0]['rate']:.2f} | {best[i]['loss']:.3f} |")
+    for i in rows:
+        print(f"| {i + 1}. {ROWS[i][0]} | {best[i]['rate']:.1f} | {best[i]['rate'] / best[first]['rate']:.2f} | "
+              f"{best[i]['loss']:.3f} |")
 
 
 if __name__ == "__main__":

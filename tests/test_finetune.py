@@ -93,6 +93,28 @@ def test_log_line_says_the_time_left_at_this_process_rate(caplog):
     assert "eta_s" not in _log_line(TrainerState(step=100), 250, window, 1e-3, None, 1, pace=(100, now, 250))
 
 
+@pytest.mark.parametrize("flush", [True, False])
+def test_denormals_are_flushed_while_training_and_not_after(tmp_path, four_manifest, monkeypatch, flush):
+    """train.flush_denormal (default on): float32 values under 1.2e-38 count as zero while
+    finetune() runs (x86 computes them slowly; see w2v_cli.training.denormals_flushed), and
+    this thread is back to torch's default after, so later numerics are untouched."""
+    import torch
+
+    import w2v_cli.finetune as ft
+
+    def survives() -> bool:  # a denormal times one stays non-zero unless denormals are flushed
+        return bool((torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() != 0.0)
+
+    seen = []
+    monkeypatch.setattr(ft, "train", lambda task, config, resume, stop_after: seen.append(survives()))
+    config = tiny_config(tmp_path, four_manifest, [f"train.flush_denormal={str(flush).lower()}"])
+    assert load_config(None, []).train.flush_denormal is True
+    assert survives()
+    finetune(config)
+    assert seen == [not flush]
+    assert survives()
+
+
 def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, four_manifest):
     straight = tiny_config(tmp_path / "a", four_manifest)
     finetune(straight)

@@ -25,7 +25,8 @@ from .config import Config
 from .data import load_dataset
 from .errors import ConfigError
 from .models import build_wav2vec2, from_pretrained
-from .training import CONFIG_FILE, Task, TrainerState, check_output_dir, dropout_overrides, load_padded, train
+from .training import (CONFIG_FILE, Task, TrainerState, check_output_dir, denormals_flushed, dropout_overrides,
+                       load_padded, train)
 
 logger = logging.getLogger("w2v")
 
@@ -133,6 +134,11 @@ def pretrain_task(config: Config, model: Any, feature_extractor: Any, utterances
 def pretrain(config: Config, resume: bool | None = None, stop_after: int | None = None) -> TrainerState:
     """Pretrain as the config says; returns the final trainer state."""
     check_output_dir(config.train)
+    with denormals_flushed(config.train):  # before the model is built, so torch's threads inherit it
+        return _pretrain(config, resume, stop_after)
+
+
+def _pretrain(config: Config, resume: bool | None, stop_after: int | None) -> TrainerState:
     if not config.data.train:
         raise ConfigError("data.train is not set: give a dataset spec (manifest, folder or hf:...) "
                           "in the config or with --set data.train=...")
