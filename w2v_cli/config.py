@@ -113,7 +113,7 @@ class TrainConfig:
     # AVX512-BF16 or AMX, a GPU that supports it), fp16 on other GPUs, fp32 on other CPUs
     dtype: str = "fp32"
     # float32 values under 1.2e-38 taken as zero on CPUs (torch.set_flush_denormal): training on
-    # synthetic speech reaches them and x86 computes them slowly (demo model: 1.12-1.19x the rate)
+    # synthetic speech reaches them and x86 computes them slowly (demo recipe: up to 1.3x the rate)
     flush_denormal: bool = True
     seed: int = 0
     log_every: int = 10  # steps

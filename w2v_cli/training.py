@@ -287,14 +287,15 @@ def mixed_precision(dtype: str, device: str) -> str:
 @contextlib.contextmanager
 def denormals_flushed(options: TrainConfig) -> Iterator[bool]:
     """With train.flush_denormal, treat float32 values under 1.2e-38 as zero on this CPU (FTZ/DAZ)
-    inside the block, as torch.set_flush_denormal does; this thread is set back to torch's default
-    after it (threads torch started inside keep the mode; it changes nothing above 1.2e-38). Activations and gradients of
-    the demo model on synthetic speech (digital silence, zero padding) reach such values, which
-    x86 cores compute many times slower: `scripts/bench_train_settings.py --rows 1,2` measured
-    1.12-1.15x the training rate with it on 400 of its training utterances, 1.0-1.19x on the
-    real recordings, the same loss (2026-12-03, Intel Xeon, fp32). Call it before the model is
-    built: threads torch starts later inherit the mode, threads it has started keep theirs (set
-    only later, a fixed demo batch gained 1.17x instead of 1.33-1.43x). Yields whether it is on."""
+    inside the block, as torch.set_flush_denormal does; this thread is set back to torch's
+    default after it (threads torch started inside keep the mode; nothing above 1.2e-38 changes).
+    Activations and gradients of the demo model on synthetic speech (digital silence, zero
+    padding) reach such values, which x86 cores compute many times slower. Measured 2026-12-03
+    (Intel Xeon, fp32; README "Fine-tuning speed"): the recipe's fine-tuning 1.00x from the
+    pretraining checkpoint, 1.13-1.30x from models 2,000-20,000 steps on; pretraining 1.13-1.18x;
+    the same loss. Enter it before the model is built: threads torch starts later inherit the
+    mode, threads it has started keep theirs (set only later, a fixed demo batch gained 1.17x
+    instead of 1.33-1.43x). Yields whether it is on."""
     import torch
 
     on = bool(options.flush_denormal) and torch.set_flush_denormal(True)
