@@ -135,7 +135,7 @@ def test_outputs_of_the_offline_fallback_are_not_taken_for_the_hub_models(tmp_pa
     config = load_config(flags={"decode.decoder": "greedy"})
     assert config.model.name == DEFAULT_CTC_MODEL
     with click.Context(cli) as ctx:  # as the CLI runs it: no --config, no --set
-        ctx.meta["w2v.config"] = (None, ())
+        ctx.meta["w2v.named"] = set()  # what resolve_config records when nothing named a key
         offline = ctc_model_config(config, None)
         assert offline.model.name == "demo"
         assert ctc_model_config(config, DEFAULT_CTC_MODEL).model.name == DEFAULT_CTC_MODEL  # named: no fallback

@@ -102,7 +102,9 @@ def resolve_config(flags: dict[str, Any]) -> Config:
     """The command's config: defaults < --config < --set < flags (None = not given)."""
     ctx = click.get_current_context()
     path, overrides = ctx.meta["w2v.config"]
-    config = load_config(path, overrides, flags)
+    named: set[str] = set()
+    config = load_config(path, overrides, flags, named=named)
+    ctx.meta["w2v.named"] = named  # keys the config file, its bases or --set gave (implicit_default)
     if ctx.meta.get("w2v.quiet"):
         config.inference.progress = False
     return config
@@ -177,21 +179,11 @@ def decoder_options(f: Callable) -> Callable:
 
 def implicit_default(flag: str | None, key: str) -> bool:
     """Whether the config's `key` (e.g. model.name) is the built-in default that nobody named:
-    no flag, no --set, not in the --config file. Only such a model may fall back to a
+    no flag, no --set, not in the --config file or its bases. Only such a model may fall back to a
     built-in one; a model the user named fails with the clear error instead."""
     if flag is not None:
         return False
-    path, overrides = click.get_current_context().meta["w2v.config"]
-    if any(item.split("=", 1)[0].strip() == key for item in overrides):
-        return False
-    if path:
-        from .config import read_config_chain
-
-        section, name = key.split(".")
-        for data, _ in read_config_chain(path):  # the file and its bases
-            if isinstance(data, dict) and isinstance(data.get(section), dict) and name in data[section]:
-                return False
-    return True
+    return key not in click.get_current_context().meta["w2v.named"]  # set by resolve_config
 
 
 def load_ctc(config: Config, flag: str | None, device: str | None = None, dtype: str | None = None) -> Any:

@@ -277,8 +277,9 @@ def _coerce(key: str, value: Any, annotation: Any, where: str) -> Any:
     )
 
 
-def _apply(config: Config, data: Any, source: _Source) -> None:
-    """Merge a nested dict {section: {key: value}} into `config`, validating as it goes."""
+def _apply(config: Config, data: Any, source: _Source, named: set[str] | None = None) -> None:
+    """Merge a nested dict {section: {key: value}} into `config`, validating as it goes; the
+    'section.key' of each key set go into `named` when given."""
     if data is None:
         return
     if not isinstance(data, dict):
@@ -314,6 +315,8 @@ def _apply(config: Config, data: Any, source: _Source) -> None:
                 )
                 raise ConfigError(f"{source.where(dotted)}: unknown key '{dotted}'{hint}")
             setattr(target, key, _coerce(dotted, value, hints[key], source.where(dotted)))
+            if named is not None:
+                named.add(dotted)
 
 
 def parse_set(item: str) -> dict[str, dict[str, Any]]:
@@ -388,19 +391,21 @@ def load_config(
     path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     flags: dict[str, Any] | None = None,
+    named: set[str] | None = None,
 ) -> Config:
     """Resolve the config: defaults < the YAML file's bases (``base:``) < the YAML file < ``--set``
     overrides < flags.
 
     ``flags`` maps 'section.key' to a value; None values (flags the user did not give)
-    are ignored.
+    are ignored. ``named``, when given, receives the 'section.key' of every key the file, its
+    bases or an override set (not flags): what the user named rather than left at its default.
     """
     config = Config()
     if path is not None:
         for data, source in read_config_chain(path):
-            _apply(config, data, source)
+            _apply(config, data, source, named)
     for item in overrides:
-        _apply(config, parse_set(item), _Source(f"--set {item}"))
+        _apply(config, parse_set(item), _Source(f"--set {item}"), named)
     for dotted, value in (flags or {}).items():
         if value is None:
             continue
