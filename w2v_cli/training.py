@@ -292,10 +292,11 @@ def denormals_flushed(options: TrainConfig) -> Iterator[bool]:
     Activations and gradients of the demo model on synthetic speech (digital silence, zero
     padding) reach such values, which x86 cores compute many times slower. Measured 2026-12-03
     (Intel Xeon, fp32; README "Fine-tuning speed"): the recipe's fine-tuning 1.00x from the
-    pretraining checkpoint, 1.13-1.30x from models 2,000-20,000 steps on; pretraining 1.13-1.18x;
-    the same loss. Enter it before the model is built: threads torch starts later inherit the
-    mode, threads it has started keep theirs (set only later, a fixed demo batch gained 1.17x
-    instead of 1.33-1.43x). Yields whether it is on."""
+    pretraining checkpoint, 1.13-1.30x from models 2,000-20,000 steps on, the same loss;
+    whole pretraining runs no faster (1,159 s with, 1,188 s without). Enter it before the model
+    is built: threads torch starts later inherit the mode, threads it has started keep theirs
+    (set only later, a fixed demo batch gained 1.17x instead of 1.33-1.43x). Yields whether it
+    is on."""
     import torch
 
     on = bool(options.flush_denormal) and torch.set_flush_denormal(True)
