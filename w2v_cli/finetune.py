@@ -23,8 +23,8 @@ from .errors import ConfigError, DataError
 from .models import LoadedModel, build_wav2vec2, from_pretrained, local_path
 from .phones import fold_phones
 from .text import normalize_text
-from .training import (CONFIG_FILE, Task, TrainerState, check_output_dir, denormals_flushed, dropout_overrides,
-                       load_padded, train)
+from .training import (CONFIG_FILE, Task, TrainerState, dropout_overrides, load_padded, train,
+                       training_entry)
 
 logger = logging.getLogger("w2v")
 
@@ -256,14 +256,9 @@ def preflight(dataset: Dataset, processor: Any, model: Any, config: Config, text
     return Dataset(dataset.name, kept, dataset.skipped)
 
 
+@training_entry  # checks train.output_dir first; flushes denormals for the whole run
 def finetune(config: Config, resume: bool | None = None, stop_after: int | None = None) -> TrainerState:
     """Fine-tune for CTC as the config says; returns the final trainer state."""
-    check_output_dir(config.train)
-    with denormals_flushed(config.train):  # before the model is built, so torch's threads inherit it
-        return _finetune(config, resume, stop_after)
-
-
-def _finetune(config: Config, resume: bool | None, stop_after: int | None) -> TrainerState:
     if not config.data.train:
         raise ConfigError("data.train is not set: give a dataset spec (manifest, folder or hf:...) "
                           "in the config or with --set data.train=...")

@@ -25,8 +25,8 @@ from .config import Config
 from .data import load_dataset
 from .errors import ConfigError
 from .models import build_wav2vec2, from_pretrained
-from .training import (CONFIG_FILE, Task, TrainerState, check_output_dir, denormals_flushed, dropout_overrides,
-                       load_padded, train)
+from .training import (CONFIG_FILE, Task, TrainerState, dropout_overrides, load_padded, train,
+                       training_entry)
 
 logger = logging.getLogger("w2v")
 
@@ -131,14 +131,9 @@ def pretrain_task(config: Config, model: Any, feature_extractor: Any, utterances
     return Task("pretrain", model, durations, collate, compute_loss, save_model, metric="loss")
 
 
+@training_entry  # checks train.output_dir first; flushes denormals for the whole run
 def pretrain(config: Config, resume: bool | None = None, stop_after: int | None = None) -> TrainerState:
     """Pretrain as the config says; returns the final trainer state."""
-    check_output_dir(config.train)
-    with denormals_flushed(config.train):  # before the model is built, so torch's threads inherit it
-        return _pretrain(config, resume, stop_after)
-
-
-def _pretrain(config: Config, resume: bool | None, stop_after: int | None) -> TrainerState:
     if not config.data.train:
         raise ConfigError("data.train is not set: give a dataset spec (manifest, folder or hf:...) "
                           "in the config or with --set data.train=...")

@@ -14,6 +14,7 @@ rest, top to bottom.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -305,6 +306,20 @@ def denormals_flushed(options: TrainConfig) -> Iterator[bool]:
     finally:
         if on:
             torch.set_flush_denormal(False)
+
+
+def training_entry(run: Callable[..., TrainerState]) -> Callable[..., TrainerState]:
+    """For finetune() and pretrain(), whose first argument is the Config: the output folder is
+    checked before anything else, and the whole run, model building included, goes inside
+    denormals_flushed (torch's threads are started while the model is built)."""
+
+    @functools.wraps(run)
+    def entry(config: Config, *args: Any, **kwargs: Any) -> TrainerState:
+        check_output_dir(config.train)
+        with denormals_flushed(config.train):
+            return run(config, *args, **kwargs)
+
+    return entry
 
 
 def check_freeze_after(options: TrainConfig, world: int) -> int:
