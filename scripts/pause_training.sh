@@ -24,11 +24,12 @@ if [ -z "$PID" ]; then
   echo "pause_training: no process matches '$PATTERN'; running the command without pausing" >&2
   exec "$@"
 fi
-kill -STOP "$PID"
-trap 'kill -CONT "$PID"' EXIT  # resumed whatever happens to the command
 t0=$(date +%s)
+resume() {  # whatever happens to the command (failure, Ctrl-C): resume the run, log the stop
+  kill -CONT "$PID"
+  t1=$(date +%s)
+  echo "$t0 $t1 $((t1 - t0)) $*" >> "$RUN.pauses"
+}
+trap 'resume "$@"' EXIT
+kill -STOP "$PID"
 "$@"
-rc=$?
-t1=$(date +%s)
-echo "$t0 $t1 $((t1 - t0)) $*" >> "$RUN.pauses"
-exit $rc
