@@ -265,13 +265,30 @@ run evaluated it during training:
 def run_state(runs: Path, run: str) -> dict | None:
     """A run's trainer_state.json, its elapsed_s less the seconds it was stopped for other work
     (scripts/pause_training.sh's log, runs/<run>.pauses: "<start> <end> <seconds> <command>"
-    per stop), which go to paused_s; None when the run has no state."""
+    per stop), which go to paused_s; None when the run has no state. Only the part of a stop
+    inside the run's lifetime (trainer_state's started_at..updated_at) counts, so a log kept across
+    a deleted and restarted run does not take the old run's stops off the new one; a state older
+    than those fields counts every stop in the log."""
     state = read_json(runs / run / "trainer_state.json")
     log = runs / f"{run}.pauses"
     if state is None or not log.is_file():
         return state
-    paused = sum(int(line.split()[2]) for line in log.read_text().splitlines() if line.strip())
+    paused = paused_seconds(log.read_text(), state.get("started_at"), state.get("updated_at"))
     return {**state, "elapsed_s": state.get("elapsed_s", 0) - paused, "paused_s": paused}
+
+
+def paused_seconds(log: str, started_at: float | None, updated_at: float | None) -> int:
+    """Seconds of the stops in a pause log that overlap [started_at, updated_at] (all of them when
+    either end is unknown)."""
+    total = 0
+    for line in log.splitlines():
+        if not line.strip():
+            continue
+        start, end, seconds = (int(x) for x in line.split()[:3])
+        if started_at is not None and updated_at is not None:
+            seconds = max(0, int(min(end, updated_at) - max(start, started_at)))
+        total += seconds
+    return total
 
 
 def steps_line(state: dict) -> str:

@@ -86,6 +86,8 @@ def test_signals_and_kill_9_then_resume_completes(tmp_path):
         assert logged_steps(run) == list(range(1, state["step"] + 1))
         if stopped_at:
             assert f"resumed from {run / 'checkpoints' / f'step-{stopped_at:06d}'}" in stderr
+            assert state["started_at"] == started_at < state["updated_at"]  # the run's start, kept on resume
+        started_at = state["started_at"]
         stopped_at = state["step"]
 
     # 3. SIGKILL a few steps after a periodic checkpoint: those steps are lost, no more.

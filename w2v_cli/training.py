@@ -156,8 +156,14 @@ class TrainerState:
     best_step: int | None = None
     history: list[dict] = field(default_factory=list)  # eval results by step
     stopped_by: str | None = None  # why the last run stopped early: a signal's name or "stop_after"
+    # Unix times: when the run began at step 0 (kept on resume; None for runs older than the field)
+    # and when this state was last saved. Its lifetime, for telling which logged pauses of a
+    # shared machine (scripts/pause_training.sh) fell inside it.
+    started_at: float | None = None
+    updated_at: float | None = None
 
     def save(self, path: Path) -> None:
+        self.updated_at = round(time.time(), 1)
         path.write_text(json.dumps(asdict(self), indent=1))
 
     @classmethod
@@ -404,7 +410,7 @@ def train(task: Task, config: Config, resume: bool | None = None, stop_after: in
             group["lr"] = lr
         return lr
 
-    state = TrainerState()
+    state = TrainerState(started_at=round(time.time(), 1))
     found = checkpoint_dirs(output_dir)
     if resume and not found:
         raise W2VError(f"--resume was given but {output_dir}/{CHECKPOINTS} holds no checkpoint")
