@@ -544,3 +544,57 @@ def test_tune_lm_grids_the_threshold_and_writes_the_best_point_as_attrs(tiny_ctc
     bad = subprocess.run([sys.executable, str(script), "--model", str(tiny_ctc), "--lm", str(tmp_path / "lm.arpa"),
                           "--dataset", str(manifest), "--token-min-logp", "3"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--token-min-logp: log-probabilities are 0 or below" in bad.stderr
+
+
+# -- export: the transformers / pyctcdecode layout -------------------------------------------
+
+
+def test_export_writes_what_transformers_and_pyctcdecode_load_and_decodes_as_w2v_does(tiny_ctc, tmp_path):
+    """`w2v export` of a folder whose LM is a gzipped ARPA with w2v's pruning keys in attrs.json
+    (both beyond what pyctcdecode's load_from_dir takes): the export loads with pyctcdecode and
+    Wav2Vec2ProcessorWithLM, and decoding its logits with the printed arguments gives w2v's
+    transcript of the original folder. The card and the LM's notice go along."""
+    pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    import torch
+    from pyctcdecode import BeamSearchDecoderCTC
+    from transformers import AutoModelForCTC, Wav2Vec2ProcessorWithLM
+
+    folder = model_with_lm(tiny_ctc, tmp_path, attrs={"alpha": 0.7, "beta": 2.0, "token_min_logp": -8.0})
+    (folder / "README.md").write_text("# card\n")
+    (folder / "language_model" / "WORDLIST-COPYRIGHT").write_text("word list notice\n")
+    out = tmp_path / "exported"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["export", str(folder), str(out)])
+    assert result.exit_code == 0, result.output
+    assert "token_min_logp=-8, beam_prune_logp=-10" in result.stdout
+    lm_dir = out / "language_model"
+    assert json.loads((lm_dir / "attrs.json").read_text()) == {
+        "alpha": 0.7, "beta": 2.0, "unk_score_offset": -10.0, "score_boundary": True}
+    assert (lm_dir / "lm.arpa").read_bytes() == (tmp_path / "lm.arpa").read_bytes()  # uncompressed
+    assert (lm_dir / "unigrams.txt").read_text().split() == ["A", "HELLO", "THERE", "WORLD"]
+    assert (out / "README.md").is_file() and (out / "WORDLIST-COPYRIGHT").is_file()
+    assert "local_files_only" not in json.loads((out / "tokenizer_config.json").read_text())
+    assert BeamSearchDecoderCTC.load_from_dir(str(out)) is not None  # pyctcdecode itself
+
+    audio = tmp_path / "a.wav"
+    samples = synth_speechlike(2.0, seed=6)
+    sf.write(audio, samples, 16000)
+    w2v_text = runner.invoke(cli, ["transcribe", str(audio), "-m", str(folder), "-q", "--beam-width", "8"]).stdout
+    processor = Wav2Vec2ProcessorWithLM.from_pretrained(str(out))
+    model = AutoModelForCTC.from_pretrained(str(out)).eval()
+    inputs = processor(samples, sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(inputs.input_values).logits
+    decoded = processor.batch_decode(logits.numpy(), beam_width=8, token_min_logp=-8, beam_prune_logp=-10)
+    assert w2v_text.split() and set(w2v_text.split()) <= {"HELLO", "WORLD", "THERE", "A"}  # the LM at work
+    assert decoded.text[0] == w2v_text.strip()
+
+    # an existing folder is replaced only when asked; without an LM, no LM files
+    again = runner.invoke(cli, ["export", str(folder), str(out), "--lm", "none"])
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    assert (lm_dir / "lm.arpa").is_file()  # untouched
+    again = runner.invoke(cli, ["export", str(folder), str(out), "--lm", "none", "--overwrite"])
+    assert again.exit_code == 0 and "no language model" in again.stdout
+    assert not (out / "language_model").exists() and (out / "model.safetensors").is_file()
+    assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".lm-*"))

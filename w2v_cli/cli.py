@@ -744,6 +744,46 @@ def build_lm_cmd(text_file: str, output: str, order: int, case: str, vocab_file:
     click.echo(f"{output}: {stats.sentences} sentences, {stats.tokens} words; {counts}")
 
 
+# -- export -------------------------------------------------------------------------------
+
+
+@cli.command("export")
+@click.argument("model")
+@click.argument("output_dir", type=click.Path(file_okay=False))
+@click.option("--lm", "lm_path", default=None,
+              help="n-gram LM to bundle (ARPA, .arpa.gz or KenLM binary); default: MODEL's own "
+                   "language_model/; 'none' for none.")
+@click.option("--alpha", type=float, default=None, help="LM weight to store (default: the LM's attrs.json, else 0.5).")
+@click.option("--beta", type=float, default=None, help="Word bonus to store (default: the LM's attrs.json, else 1.5).")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT_DIR if it exists.")
+def export_cmd(model: str, output_dir: str, lm_path: str | None, alpha: float | None, beta: float | None,
+               overwrite: bool) -> None:
+    """Write MODEL as a folder transformers loads with its LM.
+
+    MODEL is a built-in name, a local folder or a hub id. OUTPUT_DIR gets the model, its
+    processor and, when there is an LM, the Wav2Vec2ProcessorWithLM layout (alphabet.json;
+    language_model/ with an uncompressed ARPA, unigrams.txt and attrs.json) that
+    `Wav2Vec2ProcessorWithLM.from_pretrained` and the transformers ASR pipeline read; the
+    command prints the decode arguments that match w2v's beam search.
+
+    \b
+    Examples:
+      w2v export demo demo-hf
+      w2v export runs/my-model my-model-hf --lm domain.arpa --alpha 0.6 --beta 1.0
+    """
+    from .export import export_model
+
+    result = export_model(model, output_dir, lm_path, alpha, beta, overwrite)
+    if result.lm is None:
+        click.echo(f"{result.output_dir}: model and processor, no language model")
+        return
+    kwargs = ", ".join(f"{k}={v:g}" for k, v in result.decode_kwargs.items())
+    click.echo(f"{result.output_dir}: model, processor and language model {result.lm.name} "
+               f"(alpha {result.alpha:g}, beta {result.beta:g})")
+    click.echo(f"decode as w2v does: Wav2Vec2ProcessorWithLM.from_pretrained('{result.output_dir}')"
+               f".batch_decode(logits.numpy(), {kwargs})")
+
+
 # -- config -------------------------------------------------------------------------------
 
 
