@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,15 @@ def code_running_pickle():
         return pickle.dumps({"state": _CodeRunningPayload(marker)})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """A script of scripts/ imported as a module by name (its main() does not run)."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look the module up by name
+        spec.loader.exec_module(module)
+        return module
+    return load

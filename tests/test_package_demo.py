@@ -1,24 +1,11 @@
 """scripts/package_demo.py's account of a run's training time: the stops that
 scripts/pause_training.sh logged are taken off only where they fall inside the run."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("package_demo", ROOT / "scripts" / "package_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["package_demo"] = module  # dataclasses look the module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_only_stops_inside_the_runs_lifetime_are_taken_off_its_time(tmp_path):
-    m = load_script()
+def test_only_stops_inside_the_runs_lifetime_are_taken_off_its_time(tmp_path, load_script):
+    m = load_script("package_demo")
     (tmp_path / "run").mkdir()
     # an earlier run's stop (deleted and restarted since), one inside, one straddling the last save
     (tmp_path / "run.pauses").write_text("500 600 100 pytest -q\n\n1100 1200 100 eval\n1950 2050 100 w2v eval x\n")

@@ -1,25 +1,11 @@
 """scripts/make_synth_corpus.py's sentence planning (synthesis itself needs espeak-ng and
 hibari-tts, which the test machine may lack; scripts/train_demo.sh runs it)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("make_synth_corpus", ROOT / "scripts" / "make_synth_corpus.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_synth_corpus"] = module  # dataclasses look the module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_long_sentences_split_into_train_pieces_without_touching_the_heldout_split(tmp_path):
-    m = load_script()
+def test_long_sentences_split_into_train_pieces_without_touching_the_heldout_split(tmp_path, load_script):
+    m = load_script("make_synth_corpus")
     def name(i):  # letters only, as the text file's transcripts: AA, AB, ...
         return chr(65 + i // 26) + chr(65 + i % 26)
 
@@ -48,8 +34,8 @@ def test_long_sentences_split_into_train_pieces_without_touching_the_heldout_spl
     assert clash not in m.add_train_pieces(train, heldout, [clash], seed=0)
 
 
-def test_extra_text_joins_train_only_and_leaves_the_text_files_jobs_as_they_were(tmp_path):
-    m = load_script()
+def test_extra_text_joins_train_only_and_leaves_the_text_files_jobs_as_they_were(tmp_path, load_script):
+    m = load_script("make_synth_corpus")
     train = [m.Sentence(f"s{i}", f"TRAIN SENTENCE {chr(65 + i)}") for i in range(6)]
     heldout = [m.Sentence("h0", "A HELD OUT ONE"), m.Sentence("h1", "ANOTHER HELD OUT ONE")]
     rows = ["id\ttext", "wordnet-n-1-0\tSHE WAS ABLE TO GO", "wordnet-n-1-1\tA HELD OUT ONE",
@@ -75,10 +61,8 @@ def test_extra_text_joins_train_only_and_leaves_the_text_files_jobs_as_they_were
         m.load_extra(tmp_path / "missing.tsv", train, heldout, seed=0)
 
 
-def test_wordnet_examples_are_normalized_to_the_corpus_alphabet(tmp_path):
-    spec = importlib.util.spec_from_file_location("wordnet_text", ROOT / "scripts" / "wordnet_text.py")
-    w = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(w)
+def test_wordnet_examples_are_normalized_to_the_corpus_alphabet(tmp_path, load_script):
+    w = load_script("wordnet_text")
     assert w.normalize("he said 'don't go', twice!") == "HE SAID DON'T GO TWICE"
     assert w.normalize("born in 1950") is None
     header = "  1 This software and database is being provided to you, the LICENSEE\n"
