@@ -756,6 +756,7 @@ def build_lm_cmd(text_file: str, output: str, order: int, case: str, vocab_file:
 @click.option("--alpha", type=float, default=None, help="LM weight to store (default: the LM's attrs.json, else 0.5).")
 @click.option("--beta", type=float, default=None, help="Word bonus to store (default: the LM's attrs.json, else 1.5).")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT_DIR if it exists.")
+@config_options
 def export_cmd(model: str, output_dir: str, lm_path: str | None, alpha: float | None, beta: float | None,
                overwrite: bool) -> None:
     """Write MODEL as a folder transformers loads with its LM.
@@ -781,7 +782,8 @@ def export_cmd(model: str, output_dir: str, lm_path: str | None, alpha: float | 
     click.echo(f"{result.output_dir}: model, processor and language model {result.lm.name} "
                f"(alpha {result.alpha:g}, beta {result.beta:g})")
     click.echo(f"decode as w2v does: Wav2Vec2ProcessorWithLM.from_pretrained('{result.output_dir}')"
-               f".batch_decode(logits.numpy(), {kwargs})")
+               f".batch_decode(logits.numpy(), {kwargs}) (transformers < 6), or pyctcdecode's "
+               f"BeamSearchDecoderCTC.load_from_dir('{result.output_dir}').decode(logits, {kwargs})")
 
 
 # -- config -------------------------------------------------------------------------------
