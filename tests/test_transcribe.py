@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,6 +84,34 @@ def test_cli_one_input_prints_transcript_alone(tiny_ctc, speech_dir):
     assert result.stdout == expected.text + "\n"
 
 
+def test_cli_prints_other_formats_on_stdout_without_output_dir(tiny_ctc, wavs, tmp_path):
+    """-f without -o: one input's srt (the file -o would write), several inputs' json as JSON
+    Lines and ctm; formats that cannot be concatenated ask for -o."""
+    runner = CliRunner()
+
+    def transcribe(*args):
+        return runner.invoke(cli, ["transcribe", *args, "--model", str(tiny_ctc), "-q"])
+
+    clips = [str(wavs / "clip0.wav"), str(wavs / "clip1.wav")]
+    srt = transcribe(clips[1], "-f", "srt")
+    assert srt.exit_code == 0, srt.output
+    assert transcribe(clips[1], "-f", "srt", "-o", str(tmp_path / "o")).exit_code == 0
+    assert srt.stdout == (tmp_path / "o" / "clip1.srt").read_text() and srt.stdout.startswith("1\n00:00:")
+    tsv = transcribe(*clips).stdout.splitlines()
+    lines = transcribe(*clips, str(tmp_path / "missing.wav"), "-f", "json")
+    assert lines.exit_code == 1 and "missing.wav: file not found" in lines.stderr
+    records = [json.loads(line) for line in lines.stdout.splitlines()]
+    assert [f"{r['path']}\t{r['text']}" for r in records] == tsv
+    assert all(r["segments"] is not None and r["model"] == str(tiny_ctc) for r in records)
+    ctm = transcribe(*clips, "-f", "ctm").stdout.splitlines()
+    words = [w for r in records for s in r["segments"] for w in s["words"]]
+    assert words and [line.split()[0] + " " + line.split()[4] for line in ctm] == [
+        f"{Path(r['path']).stem} {w['word']}" for r in records for s in r["segments"] for w in s["words"]]
+    for fmt in ("srt", "all"):
+        bad = transcribe(*clips, "-f", fmt) if fmt == "srt" else transcribe(clips[0], "-f", fmt)
+        assert bad.exit_code == 2 and "give --output-dir" in bad.output
+
+
 def test_cli_batch_goes_past_bad_input_and_writes_outputs(tiny_ctc, wavs, tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["transcribe", str(wavs), str(tmp_path / "missing.flac"),
@@ -95,7 +124,7 @@ def test_cli_batch_goes_past_bad_input_and_writes_outputs(tiny_ctc, wavs, tmp_pa
     assert "2 of 4 inputs failed" in result.stderr
     assert "Traceback" not in result.output
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        f"clip{i}.{ext}" for i in (0, 1) for ext in ("json", "srt", "tsv", "txt", "vtt")]
+        f"clip{i}.{ext}" for i in (0, 1) for ext in ("ctm", "json", "srt", "tsv", "txt", "vtt")]
     record = json.loads((out / "clip1.json").read_text())
     assert record["text"] == lines[1].split("\t")[1] and record["duration_s"] == 2.5
     assert record["model"] == str(tiny_ctc) and record["path"] == str(wavs / "clip1.wav")

@@ -51,10 +51,19 @@ def test_json_keeps_the_record_keys_and_adds_segments_with_words(record):
     assert data["segments"][0]["words"][1] == {"word": "WORLD", "start": 1.0, "end": 1.42, "confidence": 0.8}
 
 
+def test_ctm_has_one_line_per_word_in_seconds(record):
+    record = {**record, "path": "/data/my talk.flac"}
+    assert WRITERS["ctm"]().format(record) == ("my_talk 1 0.500 0.400 HELLO 0.9100\n"
+                                               "my_talk 1 1.000 0.420 WORLD 0.8000\n"
+                                               "my_talk 1 3661.250 0.250 AGAIN 0.7000\n")
+    assert WRITERS["ctm"]().format({**record, "segments": []}) == ""
+
+
 def test_all_writes_every_format(tmp_path, record):
     paths = [w.write(record, tmp_path, "a") for w in get_writers("all")]
-    assert sorted(p.name for p in paths) == ["a.json", "a.srt", "a.tsv", "a.txt", "a.vtt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.srt", "a.tsv", "a.txt", "a.vtt"]
+    names = ["a.ctm", "a.json", "a.srt", "a.tsv", "a.txt", "a.vtt"]
+    assert sorted(p.name for p in paths) == names
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
 def alignment_record():

@@ -26,7 +26,7 @@ from .errors import W2VError
 logger = logging.getLogger("w2v")
 
 # writers.WRITERS plus "all"; listed here so `w2v --help` need not import the writers.
-OUTPUT_FORMATS = ["txt", "json", "srt", "vtt", "tsv", "all"]
+OUTPUT_FORMATS = ["txt", "json", "srt", "vtt", "tsv", "ctm", "all"]
 BUNDLED_AUDIO = Path(__file__).parent / "assets" / "audio" / "librispeech-1272-128104-0000.flac"
 # Held-out synthesized speech (hibari-tts voice): the kind of speech the built-in demo models
 # know, so `pretrain-check` of demo-pretrain defaults to it (see assets/audio/ATTRIBUTION.md).
@@ -246,7 +246,8 @@ def cli() -> None:
 @click.option("--output-dir", "-o", type=click.Path(file_okay=False), default=None,
               help="Write <input stem>.<ext> per input here.")
 @click.option("--output-format", "-f", type=click.Choice(OUTPUT_FORMATS), default="txt",
-              show_default=True, help="Format of the files in --output-dir; json, srt, vtt and tsv have times.")
+              show_default=True, help="Output format: files in --output-dir, else stdout (several inputs: txt, "
+                                       "json as JSON Lines, ctm). json, srt, vtt, tsv and ctm have times.")
 @click.option("--max-line-width", type=click.IntRange(1), default=None,
               help="srt/vtt: characters per subtitle line (default: no limit).")
 @click.option("--max-words-per-line", type=click.IntRange(1), default=None,
@@ -266,9 +267,11 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
 
     PATH may be a file, a folder (searched recursively for audio) or a glob pattern.
     With one input the transcript alone goes to stdout; with several, one
-    `path<TAB>transcript` line each. A bad input is reported on stderr and the rest
-    are still done; the exit status is then 1. With --output-dir, running the same
-    command again skips the inputs already done with the same model and options.
+    `path<TAB>transcript` line each. Without --output-dir, another -f prints that format
+    instead (several inputs: json as one record per line, ctm). A bad input is reported on
+    stderr and the rest are still done; the exit status is then 1. With --output-dir,
+    running the same command again skips the inputs already done with the same model and
+    options.
 
     \b
     Examples:
@@ -276,6 +279,8 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
       w2v transcribe 'calls/**/*.flac' --model ./my-finetuned-model > calls.tsv
       w2v transcribe recordings/ -o out -f json
       w2v transcribe talk.wav -o subs -f srt --max-line-width 42 --max-line-count 2
+      w2v transcribe talk.wav -f srt > talk.srt
+      w2v transcribe recordings/ -f json | jq .text
       w2v transcribe talk.wav --decoder beam --lm lm.arpa --alpha 0.5 --beta 1.0
       torchrun --nproc_per_node 2 -m w2v_cli.cli transcribe recordings/ > all.tsv
     """
@@ -297,7 +302,12 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
     for key, error in failures:
         click.echo(f"error: {key}: {error}", err=True)
     total = len(paths) + len(bad_args)
+    stdout_format = None if output_dir or output_format == "txt" else output_format
+    if stdout_format == "all" or (stdout_format in ("srt", "vtt", "tsv") and total > 1):
+        raise click.UsageError(f"-f {output_format} without --output-dir prints one input's output on stdout; "
+                               f"give --output-dir DIR to write one file per input and format")
     subtitles = SubtitleOptions(max_line_width, max_words_per_line, max_line_count)
+    stdout_writer = get_writers(stdout_format, subtitles)[0] if stdout_format else None
     done = finished_inputs(paths, ctc_model_config(config, model), output_dir, output_format,
                            get_writers(output_format, subtitles), decode=decode) if output_dir and not overwrite else {}
     if done and shard.is_main:
@@ -308,11 +318,15 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
             config, model, shard.device(config.inference.device))
         single = total == 1
         results = transcribe_paths(loaded, paths, config, output_dir, output_format, done, shard=shard,
-                                   decode=decode, subtitles=subtitles)
+                                   decode=decode, subtitles=subtitles, records=stdout_writer is not None)
         for result in in_input_order(shard, results, len(paths)):
             if result.error is not None:
                 failures.append((result.key, result.error))
                 click.echo(f"error: {result.key}: {result.error}", err=True)
+            elif stdout_writer is not None and stdout_format == "json" and not single:
+                click.echo(json.dumps(result.record, ensure_ascii=False))  # JSON Lines
+            elif stdout_writer is not None:
+                click.echo(stdout_writer.format(result.record), nl=False)
             elif single:
                 click.echo(result.text)
             else:

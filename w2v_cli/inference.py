@@ -85,6 +85,9 @@ class Transcription:
     # (frames,) absolute sample index where each kept frame starts. Exact even when chunk or
     # stride lengths are not whole frames, where frame index * frame period drifts per chunk.
     frame_samples: np.ndarray | None = field(default=None, repr=False)
+    # The output record (path, text, duration_s, model, and segments when the format has times),
+    # when transcribe_paths is asked for it: a format printed on stdout instead of written.
+    record: dict | None = field(default=None, repr=False)
 
 
 @dataclass

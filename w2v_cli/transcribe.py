@@ -258,9 +258,12 @@ def transcribe_paths(
     shard: Shard | None = None,
     decode: DecodeOptions | None = None,
     subtitles: SubtitleOptions | None = None,
+    records: bool = False,
 ) -> Iterator[Transcription]:
     """Transcribe audio files in order; with `output_dir`, write one file per input and
-    format as each finishes. Failed inputs come back with `error` set and write nothing.
+    format as each finishes; with `records`, each result carries its output record in
+    ``record`` (to print `output_format` on stdout). Failed inputs come back with `error`
+    set and write nothing.
 
     Inputs in `done` (from ``finished_inputs``) are not run again: their earlier transcript
     comes back in its turn. `loaded` may be None when every input is done. `decode` picks
@@ -275,7 +278,7 @@ def transcribe_paths(
         paths = [paths[i] for i in shard.indices(len(paths))]
     todo = [p for p in paths if str(p) not in done]
     results: Iterator[Transcription] = iter(())
-    writers = get_writers(output_format, subtitles) if output_dir else []
+    writers = get_writers(output_format, subtitles) if output_dir or records else []
     decoder = None
     if todo:
         assert loaded is not None, "a model is needed for inputs not yet done"
@@ -295,10 +298,13 @@ def transcribe_paths(
             continue
         result = next(results)
         segments = decoder.finish(result)
-        if result.error is None and output_dir:
+        if result.error is None and (output_dir or records):
             record = result_record(result, loaded.name)
             if segments is not None:
                 record["segments"] = segments
+            if records:
+                result.record = record
+        if result.error is None and output_dir:
             written = [(writer.write(record, Path(output_dir), stems[result.key]), writer) for writer in writers]
             _mark_done(Path(output_dir), stems[result.key], path, result, wanted, written)
         yield result

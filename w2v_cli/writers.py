@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -96,8 +97,29 @@ class TsvWriter(Writer):
         return "\n".join(rows) + "\n"
 
 
+class CtmWriter(Writer):
+    """Words as NIST CTM, `<recording> 1 <start> <duration> <word> <confidence>` per line in
+    seconds: what sclite, Kaldi's and NeMo's scoring read. The recording is the input's file
+    name without its extension (whitespace made `_`: CTM fields are space-separated); channel 1."""
+
+    extension = "ctm"
+    needs_timestamps = True
+
+    def format(self, result: dict[str, Any]) -> str:
+        recording = re.sub(r"\s+", "_", Path(result["path"]).stem) or "audio"
+        lines = []
+        for segment in result.get("segments") or []:
+            for word in segment["words"]:
+                line = f"{recording} 1 {word['start']:.3f} {word['end'] - word['start']:.3f} {word['word']}"
+                if word.get("confidence") is not None:
+                    line += f" {word['confidence']:.4f}"
+                lines.append(line)
+        return "".join(f"{line}\n" for line in lines)
+
+
 WRITERS: dict[str, type[Writer]] = {
     "txt": TxtWriter, "json": JsonWriter, "srt": SrtWriter, "vtt": VttWriter, "tsv": TsvWriter,
+    "ctm": CtmWriter,
 }
 OUTPUT_FORMATS = [*WRITERS, "all"]
 
