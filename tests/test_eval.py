@@ -66,6 +66,10 @@ def test_report_files_agree_with_jiwer_and_the_transcribe_engine(tiny_ctc, manif
     assert summary["audio_s"] == pytest.approx(2.085 + 1.9 + 1.565, abs=0.01)
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## The 3 worst utterances" in report and "REF: " in report and "HYP: " in report
+    # sclite's trn files: the same texts and ids, so its recount is jiwer's
+    for name, texts in (("ref.trn", refs), ("hyp.trn", hyps)):
+        lines = (tmp_path / "out" / name).read_text().splitlines()
+        assert lines == [f"{text} ({row['id']})" for text, row in zip(texts, rows)]
 
 
 class FakeEngine:
@@ -236,3 +240,11 @@ def test_paired_bootstrap_comparison_of_two_runs(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"id": "x"}\n')
     with pytest.raises(DataError, match="line 1"):
         read_scores(tmp_path / "bad.jsonl")
+
+
+def test_trn_ids_lose_what_sclite_cannot_read():
+    from w2v_cli.evaluate import score_utterance, trn
+
+    scores = [score_utterance("spk 1 (take 2)", "hello world", "hello word"), score_utterance("b", "yes", "")]
+    assert trn(scores, "reference") == "hello world (spk_1_take_2_)\nyes (b)\n"
+    assert trn(scores, "hypothesis") == "hello word (spk_1_take_2_)\n (b)\n"

@@ -345,7 +345,7 @@ def transcribe(inputs: tuple[str, ...], model: str | None, device: str | None, d
                    "or librispeech_dummy.")
 @model_options
 @click.option("--output-dir", "-o", type=click.Path(file_okay=False), default=None,
-              help="Write utterances.jsonl, summary.json and report.md here.")
+              help="Write utterances.jsonl, summary.json, report.md, ref.trn and hyp.trn here.")
 @click.option("--audio-column", default=None, help="Audio column of an hf: dataset or manifest (default: guessed).")
 @click.option("--text-column", default=None, help="Transcript column of an hf: dataset or manifest (default: guessed).")
 @click.option("--max-items", type=int, default=None, help="Evaluate only the first N utterances.")

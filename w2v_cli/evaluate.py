@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from .writers import write_atomic
 logger = logging.getLogger("w2v")
 
 ALIGNMENT_WIDTH = 100  # characters per REF/HYP line in report.md before it wraps
+TRN_ID_UNSAFE = re.compile(r"[\s()]+")  # what an utterance id cannot hold in a trn file
 
 
 @dataclass
@@ -162,7 +164,7 @@ def evaluate(
     listed in `skipped` and not scored. With data.on_bad_item 'stop' the first failure
     raises. Raises DataError when no utterance could be scored. `decode` picks greedy (the
     default) or beam search, with or without an n-gram LM, exactly as `w2v transcribe` does.
-    With `output_dir`, writes utterances.jsonl, summary.json and report.md there.
+    With `output_dir`, writes utterances.jsonl, summary.json, report.md, ref.trn and hyp.trn there.
     """
     sr = loaded.sample_rate
     block_s = config.audio.block_s
@@ -282,7 +284,8 @@ def report_markdown(result: EvalResult, n_worst: int = 10) -> str:
 
 
 def write_report(result: EvalResult, output_dir: str | Path, n_worst: int = 10) -> None:
-    """utterances.jsonl, summary.json and report.md in `output_dir`, each written atomically."""
+    """utterances.jsonl, summary.json, report.md and the sclite trn files in `output_dir`, each
+    written atomically."""
     output_dir = Path(output_dir)
     records = []
     for score in result.scores:
@@ -292,7 +295,16 @@ def write_report(result: EvalResult, output_dir: str | Path, n_worst: int = 10) 
     write_atomic(output_dir / "utterances.jsonl", "".join(r + "\n" for r in records))
     write_atomic(output_dir / "summary.json", json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
     write_atomic(output_dir / "report.md", report_markdown(result, n_worst))
-    logger.info("wrote utterances.jsonl, summary.json and report.md to %s", output_dir)
+    write_atomic(output_dir / "ref.trn", trn(result.scores, "reference"))
+    write_atomic(output_dir / "hyp.trn", trn(result.scores, "hypothesis"))
+    logger.info("wrote utterances.jsonl, summary.json, report.md, ref.trn and hyp.trn to %s", output_dir)
+
+
+def trn(scores: list[UtteranceScore], side: str) -> str:
+    """References or hypotheses as scored, in NIST trn format (`words (id)` per line), so that
+    `sclite -r ref.trn trn -h hyp.trn trn -i rm` recounts the same errors. Whitespace and
+    parentheses in an id become `_` (sclite reads the id up to the closing parenthesis)."""
+    return "".join(f"{getattr(score, side)} ({TRN_ID_UNSAFE.sub('_', score.id)})\n" for score in scores)
 
 
 # -- comparing two runs on the same utterances ---------------------------------------------
