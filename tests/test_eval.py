@@ -1,6 +1,9 @@
 """`w2v eval`: scoring, the report files, skipped items and the command line."""
 
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import jiwer
@@ -248,3 +251,16 @@ def test_trn_ids_lose_what_sclite_cannot_read():
     scores = [score_utterance("spk 1 (take 2)", "hello world", "hello word"), score_utterance("b", "yes", "")]
     assert trn(scores, "reference") == "hello world (spk_1_take_2_)\nyes (b)\n"
     assert trn(scores, "hypothesis") == "hello word (spk_1_take_2_)\n (b)\n"
+
+
+@pytest.mark.skipif(shutil.which("sctk") is None, reason="SCTK's sclite not installed (apt install sctk)")
+def test_sclite_recounts_the_errors_of_the_trn_files(tiny_ctc, manifest, tmp_path):
+    loaded = load_ctc_model(str(tiny_ctc), device="cpu")
+    result = evaluate(loaded, load_dataset(str(manifest)), quiet_config(), tmp_path)
+    out = subprocess.run(["sctk", "sclite", "-r", str(tmp_path / "ref.trn"), "trn", "-h", str(tmp_path / "hyp.trn"),
+                          "trn", "-i", "rm", "-o", "sum", "stdout"], capture_output=True, text=True, check=True).stdout
+    # | Sum/Avg|  snt  words | Corr Sub Del Ins Err S.Err |, in percent of the reference words
+    numbers = [float(v) for group in re.search(r"Sum/Avg\|(.*)\|(.*)\|", out).groups() for v in group.split()]
+    words = sum(len(s.reference.split()) for s in result.scores)
+    assert numbers[:2] == [len(result.scores), words]
+    assert numbers[6] == pytest.approx(100 * result.wer, abs=0.05)
