@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -27,8 +26,6 @@ from pathlib import Path
 from .decoding import BeamDecoder, BeamOptions, BundledLM, bundled_lm
 from .errors import W2VError
 from .models import from_pretrained, local_path
-
-logger = logging.getLogger("w2v")
 
 
 @dataclass
