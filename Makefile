@@ -3,6 +3,7 @@
 #               offline demo model decodes with the n-gram LM it ships)
 #   make test   run the whole test suite (installs the beam-search extra first)
 #   make install-lm   pyctcdecode + kenlm for `transcribe --decoder beam --lm` (numpy kept)
+#   make docs   regenerate docs/cli.md from the commands' --help (a test fails when it is stale)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch (this machine takes it from a local wheel). A GPU user installs
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.w2v-installed
 LM_STAMP := $(VENV)/.w2v-lm-installed
 DEMO_AUDIO := w2v_cli/assets/audio/synth-hibari-4350-9170-0007.flac
 
-.PHONY: install install-lm demo test clean
+.PHONY: install install-lm demo test docs clean
 
 install: $(STAMP)
 
@@ -36,6 +37,9 @@ demo: install install-lm
 
 test: install install-lm
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+docs: install
+	$(PY) scripts/cli_docs.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
