@@ -2,7 +2,8 @@
 # The demo models, end to end, with the project's own commands only. Two recipes share the corpus:
 #
 # RECIPE=two-hour (the default; the bundled models since 2026-12-03; see README "The demo models"):
-#   about two hours of training on a 2-core CPU (2.5 h measured on a slow day of this host)
+#   about two hours of training on a 2-core CPU (1.8 h measured 2026-12-04: run 7, the bundled models;
+#   2.5 h for run 6 on a slower day before float32 denormals were flushed)
 #   1. synthesize the English corpus (below)
 #   2. w2v pretrain   -> runs/demo-2h-pretrain  (configs/demo-2h-pretrain.yaml: contrastive
 #                                                pretraining from scratch, 2,000 steps)
