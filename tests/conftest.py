@@ -106,3 +106,40 @@ def load_script():
         spec.loader.exec_module(module)
         return module
     return load
+
+
+@pytest.fixture(scope="session")
+def load_exported():
+    """load_exported(folder, loader) -> (processor, decode); see _load_exported."""
+    return _load_exported
+
+
+def _load_exported(folder: Path, loader: str):
+    """(processor, decode) for a `w2v export` folder, loaded the way a user of `loader` would:
+    "pyctcdecode" -- Wav2Vec2Processor and BeamSearchDecoderCTC.load_from_dir(...).decode_beams
+    (transformers' migration path, every version); "transformers" -- Wav2Vec2ProcessorWithLM.from_pretrained.
+    decode(logits: np.ndarray (batch, frames, vocab), **kwargs) -> list of texts.
+
+    transformers 5.25.0's Wav2Vec2ProcessorWithLM.from_pretrained calls a ProcessorMixin method
+    that release removed (it fails on every folder, hub ones included; 5.24 loads ours): that
+    exact error skips the "transformers" case, any other fails it."""
+    if loader == "transformers":
+        import transformers
+        from transformers import Wav2Vec2ProcessorWithLM
+
+        try:
+            processor = Wav2Vec2ProcessorWithLM.from_pretrained(str(folder))
+        except AttributeError as e:
+            if "_get_arguments_from_pretrained" not in str(e):
+                raise
+            pytest.skip(f"transformers {transformers.__version__}: Wav2Vec2ProcessorWithLM.from_pretrained "
+                        f"is broken upstream ({e})")
+        return processor, lambda logits, **kwargs: processor.batch_decode(logits, **kwargs).text
+    from pyctcdecode import BeamSearchDecoderCTC
+    from transformers import Wav2Vec2Processor
+
+    processor = Wav2Vec2Processor.from_pretrained(str(folder))
+    decoder = BeamSearchDecoderCTC.load_from_dir(str(folder))
+    # decode_beams, not decode: decode prunes the beams' history (prune_history=True), which
+    # neither w2v nor Wav2Vec2ProcessorWithLM does, and can end on another text
+    return processor, lambda logits, **kwargs: [decoder.decode_beams(row, **kwargs)[0][0] for row in logits]

@@ -83,23 +83,25 @@ def test_demo_model_in_bf16_agrees_with_fp32(tmp_path):
     assert jiwer.cer(texts["fp32"], texts["bf16"]) <= 0.05
 
 
-def test_exported_demo_transcribes_the_example_exactly_in_transformers(tmp_path):
-    """`w2v export demo` gives a folder that transformers' Wav2Vec2ProcessorWithLM loads with the
-    demo's LM (the package's gzipped ARPA, uncompressed), and decoding with the arguments the
-    command prints gives the reference, as `w2v transcribe` does."""
+@pytest.mark.parametrize("loader", ["pyctcdecode", "transformers"])
+def test_exported_demo_transcribes_the_example_exactly_in_transformers(tmp_path, loader, load_exported):
+    """`w2v export demo` gives a folder that pyctcdecode's load_from_dir (beside transformers'
+    Wav2Vec2Processor) and transformers' Wav2Vec2ProcessorWithLM load with the demo's LM (the
+    package's gzipped ARPA, uncompressed), and decoding with the arguments the command prints
+    gives the reference, as `w2v transcribe` does."""
     pytest.importorskip("pyctcdecode")
     pytest.importorskip("kenlm")
     import soundfile as sf
     import torch
-    from transformers import AutoModelForCTC, Wav2Vec2ProcessorWithLM
+    from transformers import AutoModelForCTC
 
     out = tmp_path / "demo-hf"
     result = w2v("export", "demo", str(out), home=tmp_path / "home")
     assert result.returncode == 0, result.stderr
     assert "token_min_logp=-8" in result.stdout and (out / "WORDLIST-COPYRIGHT").is_file()
-    processor = Wav2Vec2ProcessorWithLM.from_pretrained(str(out))
+    processor, decode = load_exported(out, loader)
     model = AutoModelForCTC.from_pretrained(str(out)).eval()
     samples, rate = sf.read(EXAMPLE, dtype="float32")
     with torch.no_grad():
         logits = model(processor(samples, sampling_rate=rate, return_tensors="pt").input_values).logits
-    assert processor.batch_decode(logits.numpy(), token_min_logp=-8).text == [EXAMPLE_TEXT]
+    assert decode(logits.numpy(), token_min_logp=-8) == [EXAMPLE_TEXT]

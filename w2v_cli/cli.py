@@ -797,7 +797,8 @@ def export_cmd(model: str, output_dir: str, lm_path: str | None, alpha: float | 
                f"(alpha {result.alpha:g}, beta {result.beta:g})")
     click.echo(f"decode as w2v does: Wav2Vec2ProcessorWithLM.from_pretrained('{result.output_dir}')"
                f".batch_decode(logits.numpy(), {kwargs}) (transformers < 6), or pyctcdecode's "
-               f"BeamSearchDecoderCTC.load_from_dir('{result.output_dir}').decode(logits, {kwargs})")
+               f"BeamSearchDecoderCTC.load_from_dir('{result.output_dir}').decode_beams(logits[0].numpy(), "
+               f"{kwargs})[0][0] (not .decode, which prunes the beams' history)")
 
 
 # -- config -------------------------------------------------------------------------------
