@@ -232,10 +232,12 @@ RECIPES = {
 }
 
 
-def history_comparison(pretrained: dict, random: dict, config: str, random_config: str) -> str:
+def history_comparison(pretrained: dict, random: dict, config: str, random_config: str,
+                       heldout: dict[str, tuple[dict | None, dict | None]] | None = None) -> str:
     """The one-stage recipe's control: heldout_small WER of the fine-tuning from demo-pretrain and
-    of the same fine-tuning from random weights (cut short by --stop-after) at the steps both
-    evaluated, from their trainer_state.json histories."""
+    of the same fine-tuning from random weights (all of its steps, or cut short by --stop-after) at
+    the steps both evaluated, from their trainer_state.json histories; then `heldout`, when given:
+    row label -> (the final model's eval summary, the control's) on the full held-out sets."""
     theirs = {row["step"]: row for row in random.get("history", [])}
     rows = [(row, theirs[row["step"]]) for row in pretrained.get("history", []) if row["step"] in theirs]
     if not rows:
@@ -247,10 +249,22 @@ def history_comparison(pretrained: dict, random: dict, config: str, random_confi
     verdict = (f"At step {last_a['step']:,} pretraining is ahead by {gain:.3f} WER." if gain >= 0.02 else
                f"At step {last_a['step']:,} random initialisation is ahead by {-gain:.3f} WER." if gain <= -0.02 else
                f"At step {last_a['step']:,} the two differ by {abs(gain):.3f} WER: no measurable head start.")
+    steps = random.get("step", 0)
+    extent = (f"all {steps:,} of the same schedule's steps" if steps and steps >= pretrained.get("step", 0)
+              else f"stopped after {steps:,} of the same schedule's steps")
+    rows_out = [(label, a, b) for label, (a, b) in (heldout or {}).items() if a and b]
+    full = ""
+    if rows_out:
+        full = ("\n\nThe final models on the full held-out sets (`data/synth/heldout_<family>.tsv`, `w2v eval "
+                "--dtype fp32`; \"LM\": the shipped LM and weights for both):\n\n"
+                "| held-out set, decoding | WER, from demo-pretrain | WER, from random weights | "
+                "CER, from demo-pretrain | CER, from random weights |\n| --- | --- | --- | --- | --- |\n" +
+                "\n".join(f"| {label} | {a['wer']:.3f} | {b['wer']:.3f} | {a['cer']:.3f} | {b['cer']:.3f} |"
+                          for label, a, b in rows_out))
     return f"""
 ## Pretraining vs. random initialisation (same fine-tuning: data, schedule, settings, seed)
 `{config}` from `demo-pretrain` and, as the control, from random weights of the same architecture
-(`{random_config}`, stopped after {random.get('step', '?'):,} of the same schedule's steps). WER and CER
+(`{random_config}`, {extent}). WER and CER
 on `data/synth/heldout_small.tsv` ({last_a.get('utterances', '?')} held-out utterances, both voice families), as each
 run evaluated it during training:
 
@@ -258,7 +272,7 @@ run evaluated it during training:
 | --- | --- | --- | --- | --- |
 {table}
 
-{verdict}
+{verdict}{full}
 """
 
 
@@ -473,7 +487,13 @@ offline fallback of `w2v pretrain-check` when `patrickvonplaten/wav2vec2-base` i
                    "shows that the recipe runs and learns; it is not yet a usable recogniser, even of\n"
                    "synthetic speech.")
     if len(stages) == 1:
-        compare = history_comparison(fine_state, rnd_state, stages[0][1], recipe.random_config)
+        heldout = {}
+        for family, label in (("hibari", "hibari-tts"), ("espeak", "espeak-ng")):
+            heldout[f"{label}, greedy"] = (summary(final, family), summary(recipe.random_run, family))
+            heldout[f"{label}, beam 100 + LM"] = (
+                read_json(measured / f"{family}-beam-lm" / "summary.json"),
+                read_json(runs / recipe.random_run / f"eval-{family}-lm" / "summary.json"))
+        compare = history_comparison(fine_state, rnd_state, stages[0][1], recipe.random_config, heldout)
     elif summary(recipe.random_run, "hibari") or summary(recipe.random_run, "espeak"):
         first = recipe.random_vs
         compare = f"""

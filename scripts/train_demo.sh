@@ -13,9 +13,10 @@
 #   4. w2v pretrain-check (one recording, then held-out sets, against a random model);
 #      scripts/measure_demo.sh for the final model (greedy/beam/LM, fp32/bf16, alignment; the LM's
 #      weights tuned on data/synth-dev) -> runs/measure-demo-2h-lr3
-#   5. (COMPARE=1) the same fine-tuning from random weights (configs/demo-2h-random.yaml), the same
-#      schedule cut short after STOP_AFTER steps -> runs/demo-2h-random; the card compares the two
-#      runs' heldout_small WER at the steps both evaluated
+#   5. (COMPARE=1, the default; COMPARE=0 skips it: about 1.5 h more) the same fine-tuning from random
+#      weights (configs/demo-2h-random.yaml), the same schedule, all its steps unless STOP_AFTER cuts
+#      it short -> runs/demo-2h-random; the card compares the two runs' heldout_small WER at the steps
+#      both evaluated, and their held-out WER per voice family (greedy, and with the same LM)
 #   6. scripts/package_demo.py --recipe two-hour copies both models into w2v_cli/assets/models
 #
 # RECIPE=six-stage (the bundled models until 2026-12-03; ~5.6 h): configs/demo-pretrain.yaml, then
@@ -40,7 +41,7 @@ RECIPE=${RECIPE:-two-hour}
 HOURS=${HOURS:-6}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
 case "$RECIPE" in
-  two-hour) FINETUNE_STEPS=${FINETUNE_STEPS:-20000}; STOP_AFTER=${STOP_AFTER:-2000}
+  two-hour) FINETUNE_STEPS=${FINETUNE_STEPS:-20000}; STOP_AFTER=${STOP_AFTER:-$FINETUNE_STEPS}
             PRETRAIN_CONFIG=configs/demo-2h-pretrain.yaml; PRE=runs/demo-2h-pretrain ;;
   six-stage) FINETUNE_STEPS=${FINETUNE_STEPS:-3000}
              PRETRAIN_CONFIG=configs/demo-pretrain.yaml; PRE=runs/demo-pretrain ;;
@@ -109,7 +110,17 @@ if [ "$RECIPE" = two-hour ]; then
   MODEL=runs/demo-2h-lr3 OUT=runs/measure-demo-2h-lr3 bash scripts/measure_demo.sh  # the final model's figures
   if [ "$COMPARE" = 1 ]; then
     # The same fine-tuning (schedule, data, seed) from random weights, stopped after STOP_AFTER steps
+    # (by default all of them), then held out as the final model is: greedy fp32 per voice family,
+    # and with the final model's LM and weights (the same LM for both, so only the acoustic model differs)
     "$W2V" finetune --config configs/demo-2h-random.yaml --max-steps "$FINETUNE_STEPS" --stop-after "$STOP_AFTER"
+    eval_families demo-2h-random
+    M=runs/measure-demo-2h-lr3
+    lm_attr() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$M/attrs.json" "$1"; }
+    for family in hibari espeak; do
+      "$W2V" eval --model runs/demo-2h-random --dataset "data/synth/heldout_$family.tsv" --set text.case=upper \
+        --dtype fp32 --lm "$M/train-3gram.arpa" --alpha "$(lm_attr alpha)" --beta "$(lm_attr beta)" \
+        --token-min-logp "$(lm_attr token_min_logp)" --output-dir "runs/demo-2h-random/eval-$family-lm" -q
+    done
   fi
   "$PY" scripts/package_demo.py --recipe two-hour
   exit 0

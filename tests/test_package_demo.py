@@ -23,3 +23,24 @@ def test_only_stops_inside_the_runs_lifetime_are_taken_off_its_time(tmp_path, lo
 
     (tmp_path / "run.pauses").unlink()  # no log: the state as it is
     assert m.run_state(tmp_path, "run") == state
+
+
+def test_the_control_comparison_says_how_far_the_control_ran_and_tables_the_full_held_out_sets(load_script):
+    m = load_script("package_demo")
+    history = lambda *wers: [{"step": 2000 * (i + 1), "wer": w, "cer": w / 3, "utterances": 80}
+                             for i, w in enumerate(wers)]
+    pretrained = {"step": 4000, "history": history(0.74, 0.65)}
+    cut_short = {"step": 2000, "history": history(0.75)}
+    text = m.history_comparison(pretrained, cut_short, "a.yaml", "b.yaml")
+    assert "stopped after 2,000 of the same schedule's steps" in text
+    assert "| 2,000 | 0.740 | 0.750 |" in text and "4,000" not in text  # only steps both evaluated
+    assert "no measurable head start" in text and "full held-out" not in text
+
+    full = {"step": 4000, "history": history(0.75, 0.70)}
+    summaries = {"hibari-tts, greedy": ({"wer": 0.327, "cer": 0.086}, {"wer": 0.41, "cer": 0.12}),
+                 "espeak-ng, greedy": ({"wer": 0.344, "cer": 0.087}, None)}  # a control not evaluated: no row
+    text = m.history_comparison(pretrained, full, "a.yaml", "b.yaml", summaries)
+    assert "all 4,000 of the same schedule's steps" in text and "stopped after" not in text
+    assert "At step 4,000 pretraining is ahead by 0.050 WER." in text
+    assert "| hibari-tts, greedy | 0.327 | 0.410 | 0.086 | 0.120 |" in text
+    assert "espeak-ng" not in text
