@@ -13,7 +13,7 @@
 #   4. w2v pretrain-check (one recording, then held-out sets, against a random model);
 #      scripts/measure_demo.sh for the final model (greedy/beam/LM, fp32/bf16, alignment; the LM's
 #      weights tuned on data/synth-dev) -> runs/measure-demo-2h-lr3
-#   5. (COMPARE=1, the default; COMPARE=0 skips it: about 1.5 h more) the same fine-tuning from random
+#   5. (COMPARE=1, the default; COMPARE=0 skips it: 1.5-1.8 h more) the same fine-tuning from random
 #      weights (configs/demo-2h-random.yaml), the same schedule, all its steps unless STOP_AFTER cuts
 #      it short -> runs/demo-2h-random; the card compares the two runs' heldout_small WER at the steps
 #      both evaluated, and their held-out WER per voice family (greedy, and with the same LM)
@@ -99,10 +99,14 @@ for model in "$PRE" "$PRE-random"; do
     --json "$PRE/pretrain-check-sets${model#"$PRE"}.json"
 done
 
-eval_families() {  # run: greedy fp32 WER/CER per voice family into runs/<run>/eval-<family>
+eval_families() {  # run [suffix eval-args...]: fp32 WER/CER per voice family into runs/<run>/eval-<family><suffix>;
+                   # greedy without eval-args
+  local run=$1 suffix=${2:-}
+  local args=("${@:3}")
+  [ ${#args[@]} -gt 0 ] || args=(--decoder greedy)
   for family in hibari espeak; do
-    "$W2V" eval --model "runs/$1" --dataset "data/synth/heldout_$family.tsv" --set text.case=upper \
-      --dtype fp32 --decoder greedy --output-dir "runs/$1/eval-$family" -q
+    "$W2V" eval --model "runs/$run" --dataset "data/synth/heldout_$family.tsv" --set text.case=upper \
+      --dtype fp32 "${args[@]}" --output-dir "runs/$run/eval-$family$suffix" -q
   done
 }
 if [ "$RECIPE" = two-hour ]; then
@@ -116,11 +120,8 @@ if [ "$RECIPE" = two-hour ]; then
     eval_families demo-2h-random
     M=runs/measure-demo-2h-lr3
     lm_attr() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$M/attrs.json" "$1"; }
-    for family in hibari espeak; do
-      "$W2V" eval --model runs/demo-2h-random --dataset "data/synth/heldout_$family.tsv" --set text.case=upper \
-        --dtype fp32 --lm "$M/train-3gram.arpa" --alpha "$(lm_attr alpha)" --beta "$(lm_attr beta)" \
-        --token-min-logp "$(lm_attr token_min_logp)" --output-dir "runs/demo-2h-random/eval-$family-lm" -q
-    done
+    eval_families demo-2h-random -lm --lm "$M/train-3gram.arpa" --alpha "$(lm_attr alpha)" \
+      --beta "$(lm_attr beta)" --token-min-logp "$(lm_attr token_min_logp)"
   fi
   "$PY" scripts/package_demo.py --recipe two-hour
   exit 0
