@@ -115,20 +115,27 @@ def make_long_recording(path: Path, minutes: int = 60) -> Path:
     return path
 
 
-def matmul_gflops(dtype_name: str, repeats: int = 20) -> float:
-    """Best GFLOP/s of a (1000 x 768) @ (768 x 3072) GEMM, a wav2vec2-base FFN shape."""
+def matmul_gflops(dtype_name: str, repeats: int = 20, device: str = "cpu") -> float:
+    """Best GFLOP/s of a (1000 x 768) @ (768 x 3072) GEMM, a wav2vec2-base FFN shape; on a
+    GPU, where one such GEMM is too small to fill the chip, of 16 of them at once (a batch
+    of 16 x 1000 frames: the rate the model's GEMMs could reach at best)."""
     import torch
 
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
-    a, b = torch.randn(1000, 768, dtype=dtype), torch.randn(768, 3072, dtype=dtype)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
+    rows = 1000 if device == "cpu" else 16_000
+    a = torch.randn(rows, 768, dtype=dtype, device=device)
+    b = torch.randn(768, 3072, dtype=dtype, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(3):
         a @ b
     best = float("inf")
     for _ in range(repeats):
+        sync()
         started = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - started)
-    return 2 * 1000 * 768 * 3072 / best / 1e9
+    return 2 * rows * 768 * 3072 / best / 1e9
 
 
 def forward_lengths(durations_samples: list[int], chunked: bool) -> list[int]:
@@ -197,13 +204,13 @@ def run_process(cmd: list[str], env: dict | None = None) -> tuple[float, float, 
         return wall, cpu, usage.ru_maxrss / 1024, out.read().decode(), err.read().decode(), proc.returncode
 
 
-def pipeline_worker(model_dir: str, batch_size: int, files: list[str], output: str) -> None:
+def pipeline_worker(model_dir: str, batch_size: int, files: list[str], output: str, device: str = "cpu") -> None:
     """Runs inside its own process: the transformers pipeline over `files`."""
     from transformers import pipeline
 
     from w2v_cli.audio import load_audio
 
-    asr = pipeline("automatic-speech-recognition", model=model_dir, device="cpu")
+    asr = pipeline("automatic-speech-recognition", model=model_dir, device=device)
 
     def inputs():
         for f in files:
@@ -214,10 +221,11 @@ def pipeline_worker(model_dir: str, batch_size: int, files: list[str], output: s
     Path(output).write_text(json.dumps(texts))
 
 
-def run_pipeline(workload: str, model_dir: Path, files: list[Path], batch_size: int, env: dict) -> Run:
+def run_pipeline(workload: str, model_dir: Path, files: list[Path], batch_size: int, env: dict,
+                 device: str = "cpu") -> Run:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         output = f.name
-    cmd = [sys.executable, __file__, "--pipeline-worker", str(model_dir), str(batch_size), output,
+    cmd = [sys.executable, __file__, "--pipeline-worker", device, str(model_dir), str(batch_size), output,
            *map(str, files)]
     wall, cpu, rss, _, err, status = run_process(cmd, env)
     if status != 0:
@@ -233,9 +241,17 @@ def dtype_run(debug_log: str) -> str:
     return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(loaded.group(1) if loaded else "", "?")
 
 
-def run_w2v(workload: str, model_dir: Path, files: list[Path], dtype: str | None, env: dict) -> Run:
+def w2v_command() -> list[str]:
+    """The installed `w2v` beside this interpreter, else the module (an uninstalled checkout)."""
     w2v = Path(sys.executable).parent / "w2v"
-    cmd = [str(w2v), "transcribe", *map(str, files), "--model", str(model_dir), "--debug"]
+    return [str(w2v)] if w2v.is_file() else [sys.executable, "-m", "w2v_cli.cli"]
+
+
+def run_w2v(workload: str, model_dir: Path, files: list[Path], dtype: str | None, env: dict,
+            device: str = "cpu") -> Run:
+    cmd = [*w2v_command(), "transcribe", *map(str, files), "--model", str(model_dir), "--debug"]
+    if device != "cpu":
+        cmd += ["--device", device]
     if dtype:
         cmd += ["--dtype", dtype]
     wall, cpu, rss, out, err, status = run_process(cmd, env)
@@ -306,6 +322,8 @@ def main() -> None:
                         help="Comma-separated manifests for the accuracy table (relative to the repository).")
     parser.add_argument("--repeats", type=int, default=1, help="Runs per system; the fastest is kept.")
     parser.add_argument("--max-files", type=int, default=0, help="Only the first N recordings (a smoke test).")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="Where every system runs its model (the pipeline on cuda:0, `w2v --device cuda`).")
     args = parser.parse_args()
 
     import soundfile as sf
@@ -335,7 +353,8 @@ def main() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     load_before = os.getloadavg()
     # The best matmul rate seen (before and after each workload) gives the lowest floor.
-    gflops = {d: matmul_gflops(d) for d in ("fp32", "bf16")}
+    dtypes = ("fp32", "bf16") if args.device == "cpu" else ("fp32", "bf16", "fp16")
+    gflops = {d: matmul_gflops(d, device=args.device) for d in dtypes}
 
     measured = []  # (workload name, audio s, FLOPs, best run per system)
     for key in wanted:
@@ -347,14 +366,15 @@ def main() -> None:
         flops = model_flops(model_dir, lengths)
         best: dict[str, Run] = {}
         for _ in range(args.repeats):
-            runs = [run_pipeline(name, model_dir, inputs, bs, env)
+            runs = [run_pipeline(name, model_dir, inputs, bs, env, args.device)
                     for bs in ([int(b) for b in args.pipeline_batch_sizes.split(",") if b.strip()]
                                if key != "hour" else [])]
-            runs += [run_w2v(name, model_dir, inputs, "fp32", env), run_w2v(name, model_dir, inputs, None, env)]
+            runs += [run_w2v(name, model_dir, inputs, "fp32", env, args.device),
+                     run_w2v(name, model_dir, inputs, None, env, args.device)]
             for r in runs:
                 if r.system not in best or r.wall_s < best[r.system].wall_s:
                     best[r.system] = r
-        gflops = {d: max(g, matmul_gflops(d)) for d, g in gflops.items()}
+        gflops = {d: max(g, matmul_gflops(d, device=args.device)) for d, g in gflops.items()}
         measured.append((name, sum(durations), flops, best))
 
     rows = []
@@ -388,8 +408,13 @@ def main() -> None:
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads), transformers {transformers.__version__}; "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after.")
-    print(f"Matmul (1000×768 @ 768×3072, best seen): {gflops['fp32']:.0f} GFLOP/s fp32, "
-          f"{gflops['bf16']:.0f} GFLOP/s bf16. Model FLOPs per audio second: "
+    if args.device != "cpu":
+        import torch
+
+        print(f"Device: {torch.cuda.get_device_name(0)}; every system's model runs there.")
+    shape = "1000×768 @ 768×3072" if args.device == "cpu" else "16000×768 @ 768×3072"
+    print(f"Matmul ({shape}, best seen): "
+          + ", ".join(f"{g:.0f} GFLOP/s {d}" for d, g in gflops.items()) + ". Model FLOPs per audio second: "
           + "; ".join(f"{w}: {g:.1f} GFLOP" for w, g in flops_per_s.items()) + ".")
     if rows:
         print()
@@ -408,7 +433,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--pipeline-worker":
-        model, batch, out, *paths = sys.argv[2:]
-        pipeline_worker(model, int(batch), paths, out)
+        device, model, batch, out, *paths = sys.argv[2:]
+        pipeline_worker(model, int(batch), paths, out, device)
     else:
         main()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from w2v_cli import feature_encoder, heap
+from w2v_cli import feature_encoder, heap, packed_linear
 from w2v_cli.cli import cli
 from w2v_cli.config import InferenceConfig
 from w2v_cli.errors import AudioError
@@ -38,11 +38,21 @@ def test_fast_feature_encoder_equals_transformers(fixture, block, request, tmp_p
             else request.getfixturevalue(fixture))
     reference, fast = transformers_model(path), transformers_model(path)
     assert prepare_for_inference(fast)
+    fused = []  # the group-norm models' first layer: one GEMM with the GELU fused in
+
+    class Counted(feature_encoder._FusedFilters):
+        def __init__(self, weight):
+            fused.append(1)
+            super().__init__(weight)
+
+    monkeypatch.setattr(feature_encoder, "_FusedFilters", Counted)
     x = torch.from_numpy(np.stack([synth_speechlike(2.3, seed=i) for i in range(2)]))
     with torch.inference_mode():
         expected_features = reference.wav2vec2.feature_extractor(x).transpose(1, 2)
         features = encode(fast.wav2vec2.feature_extractor, x)
         expected, got = reference(x).logits, fast(x).logits
+    group_norm = fast.config.feat_extract_norm == "group"
+    assert bool(fused) == (group_norm and packed_linear._available(torch.float32))
     assert features.shape == expected_features.shape  # (batch, frames, 32)
     torch.testing.assert_close(features, expected_features, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
@@ -397,14 +407,19 @@ def test_engine_trims_the_heap_between_batches(tiny_ctc, monkeypatch):
     assert len(trims) >= 5  # once per batch taken: 9 s in 1.2 s steps
 
 
-def test_fast_attention_is_close_to_float32_attention_masked_or_not():
+@pytest.mark.parametrize("heads_at_once", [1, 2, 6])
+def test_fast_attention_is_close_to_float32_attention_masked_or_not(heads_at_once, monkeypatch):
     """attention.py's bf16 path against float32 eager attention, beside torch's bf16 SDPA:
-    both deviate by bf16 rounding only; and with gradients wanted it is SDPA itself."""
+    both deviate by bf16 rounding only, however many heads it computes at once; and with
+    gradients wanted it is SDPA itself."""
+    from w2v_cli import attention
     from w2v_cli.attention import _attention
 
+    monkeypatch.setattr(attention, "SCORES_BYTES", heads_at_once * 2 * 37 * 37)
+    assert attention.heads_at_once(6, 37) == heads_at_once
     torch.manual_seed(0)
     module = torch.nn.Module().eval()
-    q, k, v = (torch.randn(2, 3, 37, 16) for _ in range(3))
+    q, k, v = (torch.randn(2, 6, 37, 16) for _ in range(3))
     keep = torch.ones(2, 1, 37, 37, dtype=torch.bool)
     keep[1, ..., 30:] = False  # the second item is padded: its last 7 frames are not attended to
     additive = torch.zeros(2, 1, 37, 37).masked_fill(~keep, float("-inf"))
@@ -415,16 +430,28 @@ def test_fast_attention_is_close_to_float32_attention_masked_or_not():
         with torch.inference_mode():
             got, weights = _attention(module, *bf16, bf16_mask, scaling=16 ** -0.5)
             sdpa = torch.nn.functional.scaled_dot_product_attention(*bf16, attn_mask=bf16_mask).transpose(1, 2)
-        assert weights is None and got.dtype == torch.bfloat16 and got.shape == (2, 37, 3, 16)
-        error = (got.float() - want).norm() / want.norm()
-        sdpa_error = (sdpa.float() - want).norm() / want.norm()
-        assert error < 0.01 and error < 3 * sdpa_error + 1e-3, (error, sdpa_error)
+        assert weights is None and got.dtype == torch.bfloat16 and got.shape == (2, 37, 6, 16)
+        for h in range(6):  # every head (a wrong slice of `out` would leave one unwritten or mixed up)
+            error = (got[:, :, h].float() - want[:, :, h]).norm() / want[:, :, h].norm()
+            sdpa_error = (sdpa[:, :, h].float() - want[:, :, h]).norm() / want[:, :, h].norm()
+            assert error < 0.01 and error < 3 * sdpa_error + 1e-3, (h, error, sdpa_error)
     # Training (or any gradient): the model's own SDPA runs, gradients flow.
     module.train()
     leaf = q.bfloat16().requires_grad_()
     out, _ = _attention(module, leaf, k.bfloat16(), v.bfloat16(), None, scaling=16 ** -0.5)
     out.float().sum().backward()
     assert leaf.grad is not None
+
+
+def test_heads_at_once_fit_the_score_budget():
+    from w2v_cli.attention import SCORES_BYTES, heads_at_once
+
+    assert SCORES_BYTES == 1 << 20
+    assert heads_at_once(12, 150) == 12  # a 3 s input: all heads (540 KB of scores)
+    assert heads_at_once(12, 250) == 6  # 5 s: 750 KB
+    assert heads_at_once(12, 350) == 4
+    assert heads_at_once(12, 1000) == 1  # a 20 s chunk: one head's 2 MB
+    assert heads_at_once(16, 300) == 4 and heads_at_once(7, 100) == 7 and heads_at_once(7, 300) == 1
 
 
 @pytest.mark.parametrize("fixture", MODELS)
@@ -476,3 +503,73 @@ def test_train_dtype_auto_is_bf16_only_where_the_hardware_has_it(monkeypatch):
     monkeypatch.setattr("w2v_cli.models.cpu_has_bf16", lambda: False)
     assert mixed_precision("auto", "cpu") == "no"
     assert [mixed_precision(d, "cpu") for d in ("fp32", "bf16", "fp16")] == ["no", "bf16", "fp16"]
+
+
+def _float32_positional_conv(module, x):
+    """The positional convolution in float32 (the module's weights cast up), for reference."""
+    conv = module.conv
+    with torch.inference_mode():
+        out = torch.nn.functional.conv1d(x.float().transpose(1, 2), conv.weight.detach().float(),
+                                         conv.bias.detach().float(), padding=conv.padding[0], groups=conv.groups)
+        if module.padding.num_pad_remove:
+            out = out[:, :, :-module.padding.num_pad_remove]
+        return torch.nn.functional.gelu(out).transpose(1, 2)
+
+
+@pytest.mark.parametrize("fixture", MODELS)
+def test_fast_positional_conv_matches_float32_and_follows_weight_updates(fixture, request, monkeypatch):
+    from w2v_cli import packed_linear, positional
+
+    path = request.getfixturevalue(fixture)
+    assert positional.use_fast_positional_conv(transformers_model(path)) == 0  # float32: left to torch
+    plain, fast = transformers_model(path, torch.bfloat16), transformers_model(path, torch.bfloat16)
+    assert positional.use_fast_positional_conv(fast) == 1 and positional.use_fast_positional_conv(fast) == 0
+    module, torch_module = fast.wav2vec2.encoder.pos_conv_embed, plain.wav2vec2.encoder.pos_conv_embed
+    monkeypatch.setattr(positional, "ROWS", 16)  # several row blocks per group below
+    torch.manual_seed(0)
+    for frames in (1, 5, 16, 37):
+        x = torch.randn(2, frames, module.conv.in_channels).bfloat16()
+        with torch.inference_mode():
+            got, by_torch = module(x), torch_module(x)
+        want = _float32_positional_conv(module, x)
+        assert got.shape == by_torch.shape == (2, frames, module.conv.out_channels) and got.dtype == torch.bfloat16
+        error = (got.float() - want).norm() / want.norm()
+        torch_error = (by_torch.float() - want).norm() / want.norm()
+        assert error < 0.01 and error < 3 * torch_error + 1e-3, (frames, error, torch_error)
+    # The whole model: logits as close to the plain bf16 model's as bf16 allows.
+    audio = torch.from_numpy(synth_speechlike(2.0, seed=7))[None].bfloat16()
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(audio).logits.float(), plain(audio).logits.float(), rtol=0.05, atol=0.05)
+    # An in-place update of the weight-normed weight (as an optimizer step) is followed ...
+    packed = module._w2v_packed
+    with torch.no_grad():
+        module.conv.parametrizations.weight.original1.mul_(-0.5)
+    x = torch.randn(1, 37, module.conv.in_channels).bfloat16()
+    with torch.inference_mode():
+        after = module(x)
+    assert module._w2v_packed is not packed
+    want = _float32_positional_conv(module, x)
+    assert (after.float() - want).norm() / want.norm() < 0.01
+    # ... and packed_linear.forget (for updates the version counter misses) drops the copy.
+    assert packed_linear.forget(fast) > 0 and module._w2v_packed is None
+    # With gradients wanted, the class's own forward runs and gradients flow.
+    fast.train()
+    module(x.float().bfloat16().requires_grad_()).float().sum().backward()
+    assert module.conv.parametrizations.weight.original1.grad is not None
+
+
+def test_fast_positional_conv_is_not_used_where_it_disagrees_on_the_probe(tiny_ctc, monkeypatch):
+    from w2v_cli import positional
+
+    real = positional.positional_conv
+    monkeypatch.setattr(positional, "positional_conv", lambda module, x: -real(module, x))
+    model = transformers_model(tiny_ctc, torch.bfloat16)
+    assert positional.use_fast_positional_conv(model) == 0
+    assert "forward" not in vars(model.wav2vec2.encoder.pos_conv_embed)  # the class's own forward
+
+
+def test_engine_uses_the_fast_positional_conv_in_bf16_only(tiny_ctc):
+    for dtype, expected in (("bf16", True), ("fp32", False)):
+        loaded = load_ctc_model(str(tiny_ctc), device="cpu", dtype=dtype)
+        Engine(loaded, InferenceConfig(progress=False))
+        assert getattr(loaded.model.wav2vec2.encoder.pos_conv_embed, "_w2v_fast", False) is expected

@@ -36,6 +36,7 @@ from typing import Any
 logger = logging.getLogger("w2v")
 
 NAME = "w2v_cpu_bf16"  # registered in transformers' attention functions
+SCORES_BYTES = 1 << 20  # score matrices computed at once: a few heads of a short input, one of a long
 
 
 def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None,
@@ -53,15 +54,23 @@ def _attention(module: Any, query: Any, key: Any, value: Any, attention_mask: An
     keys = key.transpose(2, 3)
     # (batch or 1, heads or 1, frames, frames) -> a view per (item, head); bool: True = attend
     mask = None if attention_mask is None else attention_mask.expand(batch, heads, frames, frames)
+    step = heads_at_once(heads, frames)
     for b in range(batch):
-        for h in range(heads):  # one head at a time: its (frames, frames) scores stay in cache
-            scores = torch.matmul(queries[b, h], keys[b, h])  # a new tensor: changed in place below
+        by_head = out[b].transpose(0, 1)  # (heads, frames, dim) view of out
+        for h in range(0, heads, step):  # a few heads at a time: their scores stay in cache
+            scores = torch.matmul(queries[b, h:h + step], keys[b, h:h + step])  # new: changed in place below
             if mask is not None and mask.dtype == torch.bool:
-                scores.masked_fill_(~mask[b, h], float("-inf"))
+                scores.masked_fill_(~mask[b, h:h + step], float("-inf"))
             elif mask is not None:
-                scores += mask[b, h]
-            torch.matmul(torch.softmax(scores, dim=-1), value[b, h], out=out[b, :, h])
+                scores += mask[b, h:h + step]
+            torch.matmul(torch.softmax(scores, dim=-1), value[b, h:h + step], out=by_head[h:h + step])
     return out, None
+
+
+def heads_at_once(heads: int, frames: int) -> int:
+    """The most heads (a divisor of `heads`) whose bf16 score matrices fit in SCORES_BYTES."""
+    fit = max(1, SCORES_BYTES // (2 * frames * frames))
+    return max(n for n in range(1, heads + 1) if heads % n == 0 and n <= fit)
 
 
 def _sdpa() -> Any:  # the only implementation use_fast_attention replaces

@@ -13,6 +13,8 @@ run channels-last, one chunk at a time, as plain GEMMs, which are what a CPU doe
   quadratic in the filter, so they follow exactly from the mean and covariance of the
   10-sample input windows (computed in float64), and the conv, the norm and its affine
   become one GEMM with a bias;
+- with its group norm folded in, the first layer's GELU is fused into that GEMM (a oneDNN
+  post-op), so its (frames, 512) float32 output is written once, not three times;
 - the first layer always runs in float32 from the float32 waveform, also for a bf16 or
   fp16 model: rounding the waveform itself to 8 bits of mantissa would add noise at about
   -54 dB to every input; the output is cast to the model's dtype after its activation;
@@ -103,11 +105,34 @@ def _first_layer(x: Any, layer: Any, weight: Any, bias: Any, dtype: Any) -> Any:
     k, s = layer.conv.kernel_size[0], layer.conv.stride[0]
     frames = (len(x) - k) // s + 1
     windows = x.as_strided((frames, k), (s, 1))
-    h = windows @ weight if bias is None else torch.addmm(bias, windows, weight)
     norm = getattr(layer, "layer_norm", None)
+    if isinstance(weight, _FusedFilters):  # conv + folded group norm + GELU: one pass over the output
+        return torch.ops.mkldnn._linear_pointwise(windows.contiguous(), weight.packed, bias, "gelu", [],
+                                                  "none").to(dtype)
+    h = windows @ weight if bias is None else torch.addmm(bias, windows, weight)
     if isinstance(norm, torch.nn.LayerNorm):  # layer-norm models; a group norm is folded in
         h = torch.nn.functional.layer_norm(h, norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
     return _activate(layer, h).to(dtype)
+
+
+class _FusedFilters:
+    """The first layer's (folded) filters packed for a oneDNN GEMM with the GELU fused in:
+    the (frames, 512) float32 output, 13 MB per block, is then written once instead of three
+    times (GEMM with bias, GELU, then read again for the cast). Same values as addmm + GELU
+    (max abs difference 0.0 on a probe); 4.4 -> 3.6 ms per block on one thread."""
+
+    def __init__(self, weight: Any):
+        import torch
+
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.t().contiguous(), None)
+
+
+def _fusable(layer: Any, bias: Any) -> bool:
+    import torch
+
+    return (bias is not None and getattr(layer.activation, "act", None) is torch.nn.functional.gelu
+            and not isinstance(getattr(layer, "layer_norm", None), torch.nn.LayerNorm)
+            and packed_linear._available(torch.float32))
 
 
 def _input_span(layers: Any, first: int, end: int) -> tuple[int, int]:
@@ -146,6 +171,8 @@ def encode(encoder: Any, input_values: Any) -> Any:
         x = x.contiguous()
         if group_norm:
             weight, bias = _first_layer_group_norm(x, first_layer)
+            if _fusable(first_layer, bias):
+                weight = _FusedFilters(weight)
         else:
             conv = first_layer.conv
             weight = conv.weight[:, 0, :].float().t()

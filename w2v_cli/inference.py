@@ -42,6 +42,7 @@ from .feature_encoder import prepare_for_inference
 from .heap import HeapTrimmer
 from .models import LoadedModel, configure_threads
 from .packed_linear import pack_linears
+from .positional import use_fast_positional_conv
 
 logger = logging.getLogger("w2v")
 
@@ -208,6 +209,7 @@ class Engine:
         if loaded.device == "cpu":
             pack_linears(loaded.model)  # see packed_linear.py
             use_fast_attention(loaded.model)  # bf16 only; see attention.py
+            use_fast_positional_conv(loaded.model)  # bf16 only; see positional.py
         self.head = _float32_head(loaded)
         self.forward_s = 0.0  # wall seconds with the model running, for the benchmark's compute column
         self._busy = 0  # forward() calls running now (worker threads)
