@@ -573,3 +573,24 @@ def test_engine_uses_the_fast_positional_conv_in_bf16_only(tiny_ctc):
         loaded = load_ctc_model(str(tiny_ctc), device="cpu", dtype=dtype)
         Engine(loaded, InferenceConfig(progress=False))
         assert getattr(loaded.model.wav2vec2.encoder.pos_conv_embed, "_w2v_fast", False) is expected
+
+
+def test_gpu_forwards_leave_out_cudnn_attention_and_restore_it():
+    """gpu_kernels: on CUDA, scaled_dot_product_attention may not pick cuDNN's kernel during
+    the forward (the others stay allowed), and the setting is back afterwards even when the
+    forward fails; on a CPU nothing changes."""
+    from types import SimpleNamespace
+
+    from w2v_cli.inference import gpu_kernels
+
+    assert torch.backends.cuda.cudnn_sdp_enabled() and torch.backends.cuda.flash_sdp_enabled()
+    with gpu_kernels(SimpleNamespace(device="cuda", dtype=torch.bfloat16)):
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+        assert torch.backends.cuda.math_sdp_enabled()
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    with gpu_kernels(SimpleNamespace(device="cpu", dtype=torch.bfloat16)):
+        assert torch.backends.cuda.cudnn_sdp_enabled()
+    with pytest.raises(RuntimeError), gpu_kernels(SimpleNamespace(device="cuda", dtype=torch.float32)):
+        raise RuntimeError("a forward that fails")
+    assert torch.backends.cuda.cudnn_sdp_enabled()

@@ -21,6 +21,7 @@ in input order, so the output is the same as one call at a time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -188,6 +189,25 @@ def _float32_head(loaded: LoadedModel):  # -> torch.nn.Linear | None
     return copy.deepcopy(model.lm_head).float()
 
 
+def gpu_kernels(loaded: LoadedModel):  # -> a context manager
+    """On a CUDA GPU, attention without cuDNN's kernel (flash, memory-efficient or math);
+    nothing elsewhere.
+
+    Measured on an NVIDIA H200 (2026-12-04, torch 2.11 + CUDA 13, transformers 5.17,
+    wav2vec2-base with random weights; `w2v transcribe` of the 79 shared recordings, bf16,
+    model time of a whole process): 6.13 s as torch chooses (cuDNN's attention, which builds
+    a new plan on the CPU for every sequence length it has not seen -- 46 ms for one forward,
+    and nearly every recording has its own length), 1.75 s with cuDNN's attention left out,
+    5.99 s with all of cuDNN off (its attention runs anyway). float32 never takes the cuDNN
+    kernel; its 79-recording run took 2.2 s.
+    """
+    if loaded.device != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
 def normalize(samples: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance, as Wav2Vec2FeatureExtractor(do_normalize=True) does."""
     return (samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)
@@ -248,7 +268,7 @@ class Engine:
         import torch
 
         x = np.stack([normalize(s) if self.loaded.do_normalize else s for s in batch])
-        with torch.inference_mode():
+        with torch.inference_mode(), gpu_kernels(self.loaded):
             dtype = torch.float32 if self.float_input else self.loaded.dtype
             inputs = torch.from_numpy(x).to(self.loaded.device, dtype)
             if self.head is None:
