@@ -42,14 +42,16 @@ class HeapTrimmer:
 
     One call takes ~20 ms with wav2vec2-base's arenas (129 calls in 2.8 s over a one-hour
     recording), and the pages it hands back are faulted in again when the allocator reuses
-    them -- that is most of its cost: on the 79 shared recordings in bf16 (2 workers, 24-26 s
-    of model calls, three alternating runs each; 2026-12-04) the calls took 25.6 s on average
-    trimming every 2 s, 24.8 s every 10 s and 24.0 s never. The free memory that a trim
-    gives back grows slowly (~0.5 MB/s on a one-hour recording, see the README), so every
-    30 s keeps a long recording's memory flat at one trim per ~10 batches.
+    them, so it runs after a model call's results are taken but not more often than this:
+    on a long recording in fp32 on 2 cores a batch finishes every ~3.5 s, so that is after
+    every batch. On many short files it costs some model time -- the 79 shared recordings in
+    bf16 (2 workers, three alternating in-process runs each, 2026-12-04): 25.6 s on average
+    trimming every 2 s, 24.8 s every 10 s, 24.0 s never, within a run-to-run spread of +-1 s
+    -- but trimming every 30 s instead raised that run's peak RSS from 1.27 to 1.57 GB
+    (whole `w2v transcribe` processes), so 2 s stays.
     """
 
-    def __init__(self, every_s: float = 30.0):
+    def __init__(self, every_s: float = 2.0):
         self.every_s = every_s
         self.trim = _malloc_trim()
         self.last = time.perf_counter()
