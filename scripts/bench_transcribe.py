@@ -414,8 +414,6 @@ def main() -> None:
           f"{torch.__version__} ({torch.get_num_threads()} threads), transformers {transformers.__version__}; "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after.")
     if args.device != "cpu":
-        import torch
-
         print(f"Device: {torch.cuda.get_device_name(0)}; every system's model runs there.")
     shape = "1000×768 @ 768×3072" if args.device == "cpu" else "16000×768 @ 768×3072"
     print(f"Matmul ({shape}, best seen): "

@@ -105,11 +105,11 @@ def _first_layer(x: Any, layer: Any, weight: Any, bias: Any, dtype: Any) -> Any:
     k, s = layer.conv.kernel_size[0], layer.conv.stride[0]
     frames = (len(x) - k) // s + 1
     windows = x.as_strided((frames, k), (s, 1))
-    norm = getattr(layer, "layer_norm", None)
     if isinstance(weight, _FusedFilters):  # conv + folded group norm + GELU: one pass over the output
         return torch.ops.mkldnn._linear_pointwise(windows.contiguous(), weight.packed, bias, "gelu", [],
                                                   "none").to(dtype)
     h = windows @ weight if bias is None else torch.addmm(bias, windows, weight)
+    norm = getattr(layer, "layer_norm", None)
     if isinstance(norm, torch.nn.LayerNorm):  # layer-norm models; a group norm is folded in
         h = torch.nn.functional.layer_norm(h, norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
     return _activate(layer, h).to(dtype)

@@ -26,10 +26,11 @@ import types
 from typing import Any
 
 from . import packed_linear
+from .conv_guard import TOLERANCE  # bf16 rounding is ~0.003 relative, a wrong kernel ~1
+from .feature_encoder import _activate
 
 logger = logging.getLogger("w2v")
 
-TOLERANCE = 0.05  # as conv_guard.py: bf16 rounding is ~0.003 relative, a wrong kernel ~1
 ROWS = 256  # output frames per GEMM: a group's windows (256 x 6144 bf16, 3 MB) stay near the core
 
 
@@ -54,7 +55,7 @@ def _packed(module: Any) -> tuple[list[Any], list[Any]]:
     for g in range(groups):
         matrix = weight[g * out_g:(g + 1) * out_g].permute(0, 2, 1).reshape(out_g, taps * in_g).contiguous()
         filters.append(torch.ops.mkldnn._reorder_linear_weight(matrix, None))
-        biases.append(None if conv.bias is None else conv.bias.detach()[g * out_g:(g + 1) * out_g].contiguous())
+        biases.append(conv.bias.detach()[g * out_g:(g + 1) * out_g].contiguous())  # _supported: a bias
     module._w2v_packed = (key, filters, biases)
     return filters, biases
 
@@ -80,10 +81,7 @@ def positional_conv(module: Any, hidden_states: Any) -> Any:
                 windows = channels[first:].as_strided((rows, taps * in_g), (in_g, 1)).contiguous()
                 out[b, first:first + rows, g * out_g:(g + 1) * out_g] = torch.ops.mkldnn._linear_pointwise(
                     windows, filters[g], biases[g], "none", [], "")
-    activation = module.activation
-    if getattr(activation, "act", None) is torch.nn.functional.gelu:  # transformers' "gelu"
-        return torch.ops.aten.gelu_(out)
-    return activation(out)
+    return _activate(module, out)  # in place where it is transformers' "gelu"
 
 
 def _forward(self: Any, hidden_states: Any) -> Any:
