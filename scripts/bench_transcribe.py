@@ -35,7 +35,11 @@ cuda`); the matmul rate is then measured on 16 x 1000 rows at once, and the floo
 milliseconds, says little: wall times there are mostly start-up and model loading.
 
 Nothing is assumed: every number in the tables is measured by this script, in this run.
-On a shared machine run it when `uptime` shows it idle, and use --repeats to keep the best.
+On a shared machine run it when `uptime` shows it idle. With --repeats N each system runs N
+times, alternating with the others: the wall-time columns keep each system's fastest run; the
+model-time columns ("forward s", "forward ÷ floor") give the median over the N runs and their
+range, against the floor at the best matmul rate seen in the whole workload (sampled before the
+first repeat, between repeats and after the last): a typical run against the machine's best.
 """
 
 from __future__ import annotations
@@ -301,6 +305,17 @@ def demo_accuracy(model: str, datasets: list[Path], work_dir: Path, env: dict) -
     return rows
 
 
+def spread(values: list[float], scale: float, fmt: str) -> str:
+    """The median of `values` times `scale`, and with several values their range: "1.25
+    (1.19-1.31)"; "-" for none. Model time drifts with the shared machine's speed (+-5% between
+    back-to-back runs), so with --repeats the compute columns give the median run, not the best."""
+    if not values:
+        return "-"
+    scaled = sorted(v * scale for v in values)
+    text = fmt.format(float(np.median(scaled)))
+    return text if len(scaled) == 1 else f"{text} ({fmt.format(scaled[0])}–{fmt.format(scaled[-1])})"
+
+
 def cer(references: list[str], hypotheses: list[str]) -> float:
     import jiwer
 
@@ -324,7 +339,9 @@ def main() -> None:
     parser.add_argument("--demo-model", default="demo", help="The CTC model of the accuracy table.")
     parser.add_argument("--demo-datasets", default="data/synth/heldout_hibari.tsv,data/synth/heldout_espeak.tsv",
                         help="Comma-separated manifests for the accuracy table (relative to the repository).")
-    parser.add_argument("--repeats", type=int, default=1, help="Runs per system; the fastest is kept.")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="Runs per system, alternating: the wall-time columns keep the fastest run, "
+                             "the forward columns give the median (and the range) over all runs.")
     parser.add_argument("--max-files", type=int, default=0, help="Only the first N recordings (a smoke test).")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="Where every system runs its model (the pipeline on cuda:0, `w2v --device cuda`).")
@@ -369,7 +386,10 @@ def main() -> None:
         lengths = forward_lengths([int(round(d * SAMPLE_RATE)) for d in durations], chunked)
         flops = model_flops(model_dir, lengths)
         best: dict[str, Run] = {}
-        for _ in range(args.repeats):
+        forwards: dict[str, list[float]] = {}  # every run's model time, per system
+        for repeat in range(args.repeats):
+            if repeat:  # the machine's speed drifts: sample the matmul rate between repeats too
+                gflops = {d: max(g, matmul_gflops(d, device=args.device)) for d, g in gflops.items()}
             runs = [run_pipeline(name, model_dir, inputs, bs, env, args.device)
                     for bs in ([int(b) for b in args.pipeline_batch_sizes.split(",") if b.strip()]
                                if key != "hour" else [])]
@@ -378,11 +398,13 @@ def main() -> None:
             for r in runs:
                 if r.system not in best or r.wall_s < best[r.system].wall_s:
                     best[r.system] = r
+                if r.forward_s is not None:
+                    forwards.setdefault(r.system, []).append(r.forward_s)
         gflops = {d: max(g, matmul_gflops(d, device=args.device)) for d, g in gflops.items()}
-        measured.append((name, sum(durations), flops, best))
+        measured.append((name, sum(durations), flops, best, forwards))
 
     rows = []
-    for name, audio_s, flops, best in measured:
+    for name, audio_s, flops, best, forwards in measured:
         pipelines = [r for r in best.values() if r.system.startswith("transformers")]
         reference = min(pipelines, key=lambda r: r.wall_s) if pipelines else None
         # Transcripts are compared with batch_size 1: larger pipeline batches zero-pad
@@ -399,13 +421,13 @@ def main() -> None:
                 "× pipeline": f"{reference.wall_s / r.wall_s:.2f}" if reference else "-",
                 "CPU s": f"{r.cpu_s:.0f}",
                 "peak RSS MB": f"{r.peak_rss_mb:.0f}",
-                "forward s": f"{r.forward_s:.1f}" if r.forward_s is not None else "-",
+                "forward s": spread(forwards.get(r.system, []), 1, "{:.1f}"),
                 "floor s (RTF)": (f"{floor_s:.1f} ({floor_s / audio_s:.3f})" if floor_s >= 1  # a GPU's is tiny
                                   else f"{floor_s:.3f} ({floor_s / audio_s:.1e})"),
-                "forward ÷ floor": f"{r.forward_s / floor_s:.2f}" if r.forward_s is not None else "-",
+                "forward ÷ floor": spread(forwards.get(r.system, []), 1 / floor_s, "{:.2f}"),
                 "CER vs pipeline bs 1": f"{cer(exact.texts, r.texts):.4f}" if exact and r is not exact else "-",
             })
-    flops_per_s = {name: flops / audio_s / 1e9 for name, audio_s, flops, _ in measured}
+    flops_per_s = {name: flops / audio_s / 1e9 for name, audio_s, flops, _, _ in measured}
     accuracy = (demo_accuracy(args.demo_model, [ROOT / d.strip() for d in args.demo_datasets.split(",") if d.strip()],
                               args.work_dir, env) if "demo" in wanted else [])
 
@@ -416,7 +438,7 @@ def main() -> None:
     if args.device != "cpu":
         print(f"Device: {torch.cuda.get_device_name(0)}; every system's model runs there.")
     shape = "1000×768 @ 768×3072" if args.device == "cpu" else "16000×768 @ 768×3072"
-    print(f"Matmul ({shape}, best seen): "
+    print(f"Matmul ({shape}, best seen, before each repeat and after each workload): "
           + ", ".join(f"{g:.0f} GFLOP/s {d}" for d, g in gflops.items()) + ". Model FLOPs per audio second: "
           + "; ".join(f"{w}: {g:.1f} GFLOP" for w, g in flops_per_s.items()) + ".")
     if rows:
