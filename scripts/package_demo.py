@@ -232,12 +232,37 @@ RECIPES = {
 }
 
 
+def points(x: float) -> str:
+    return f"{100 * x:+.2f}".replace("-", "\u2212")
+
+
+def heldout_row(label: str, final: Path, control: Path) -> str | None:
+    """A row of the full held-out table from two `w2v eval --output-dir` folders (the final
+    model's, the control's): WER, the difference control - final in points with its paired-
+    bootstrap 95% interval (w2v_cli.evaluate.compare, as scripts/compare_evals.py prints it),
+    and CER; None when either run was not evaluated. "–" for the difference when a folder has
+    no utterances.jsonl (an eval older than it) or the two did not score the same utterances."""
+    from w2v_cli.errors import W2VError
+    from w2v_cli.evaluate import compare, read_scores
+
+    a, b = read_json(final / "summary.json"), read_json(control / "summary.json")
+    if not a or not b:
+        return None
+    try:
+        c = compare(read_scores(final), read_scores(control))
+        difference = f"{points(c.difference)} [{points(c.low)}, {points(c.high)}]"
+    except W2VError as e:
+        print(f"package_demo: no WER difference for {label}: {e}", file=sys.stderr)
+        difference = "\u2013"
+    return f"| {label} | {a['wer']:.3f} | {b['wer']:.3f} | {difference} | {a['cer']:.3f} | {b['cer']:.3f} |"
+
+
 def history_comparison(pretrained: dict, random: dict, config: str, random_config: str,
-                       heldout: dict[str, tuple[dict | None, dict | None]] | None = None) -> str:
+                       heldout: dict[str, tuple[Path, Path]] | None = None) -> str:
     """The one-stage recipe's control: heldout_small WER of the fine-tuning from demo-pretrain and
     of the same fine-tuning from random weights (all of its steps, or cut short by --stop-after) at
     the steps both evaluated, from their trainer_state.json histories; then `heldout`, when given:
-    row label -> (the final model's eval summary, the control's) on the full held-out sets."""
+    row label -> (the final model's eval folder, the control's) on the full held-out sets."""
     theirs = {row["step"]: row for row in random.get("history", [])}
     rows = [(row, theirs[row["step"]]) for row in pretrained.get("history", []) if row["step"] in theirs]
     if not rows:
@@ -252,15 +277,15 @@ def history_comparison(pretrained: dict, random: dict, config: str, random_confi
     steps = random.get("step", 0)
     extent = (f"all {steps:,} of the same schedule's steps" if steps and steps >= pretrained.get("step", 0)
               else f"stopped after {steps:,} of the same schedule's steps")
-    rows_out = [(label, a, b) for label, (a, b) in (heldout or {}).items() if a and b]
+    rows_out = [row for label, (a, b) in (heldout or {}).items() if (row := heldout_row(label, a, b))]
     full = ""
     if rows_out:
         full = ("\n\nThe final models on the full held-out sets (`data/synth/heldout_<family>.tsv`, `w2v eval "
-                "--dtype fp32`; \"LM\": the shipped LM and weights for both):\n\n"
-                "| held-out set, decoding | WER, from demo-pretrain | WER, from random weights | "
-                "CER, from demo-pretrain | CER, from random weights |\n| --- | --- | --- | --- | --- |\n" +
-                "\n".join(f"| {label} | {a['wer']:.3f} | {b['wer']:.3f} | {a['cer']:.3f} | {b['cer']:.3f} |"
-                          for label, a, b in rows_out))
+                "--dtype fp32`; \"LM\": the shipped LM and weights for both; the difference and its 95% interval "
+                "by\n`scripts/compare_evals.py`, paired bootstrap):\n\n"
+                "| held-out set, decoding | WER, from demo-pretrain | WER, from random weights | difference (points) | "
+                "CER, from demo-pretrain | CER, from random weights |\n| --- | --- | --- | --- | --- | --- |\n" +
+                "\n".join(rows_out))
     return f"""
 ## Pretraining vs. random initialisation (same fine-tuning: data, schedule, settings, seed)
 `{config}` from `demo-pretrain` and, as the control, from random weights of the same architecture
@@ -489,10 +514,9 @@ offline fallback of `w2v pretrain-check` when `patrickvonplaten/wav2vec2-base` i
     if len(stages) == 1:
         heldout = {}
         for family, label in (("hibari", "hibari-tts"), ("espeak", "espeak-ng")):
-            heldout[f"{label}, greedy"] = (summary(final, family), summary(recipe.random_run, family))
-            heldout[f"{label}, beam 100 + LM"] = (
-                read_json(measured / f"{family}-beam-lm" / "summary.json"),
-                read_json(runs / recipe.random_run / f"eval-{family}-lm" / "summary.json"))
+            heldout[f"{label}, greedy"] = (measured / f"{family}-greedy-fp32", runs / recipe.random_run / f"eval-{family}")
+            heldout[f"{label}, beam 100 + LM"] = (measured / f"{family}-beam-lm",
+                                                  runs / recipe.random_run / f"eval-{family}-lm")
         compare = history_comparison(fine_state, rnd_state, stages[0][1], recipe.random_config, heldout)
     elif summary(recipe.random_run, "hibari") or summary(recipe.random_run, "espeak"):
         first = recipe.random_vs

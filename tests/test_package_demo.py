@@ -25,7 +25,20 @@ def test_only_stops_inside_the_runs_lifetime_are_taken_off_its_time(tmp_path, lo
     assert m.run_state(tmp_path, "run") == state
 
 
-def test_the_control_comparison_says_how_far_the_control_ran_and_tables_the_full_held_out_sets(load_script):
+def write_eval(folder, errors, words=10):
+    """A `w2v eval --output-dir` folder: one utterance per entry of `errors` (word substitutions
+    out of `words`), its summary.json with the corpus WER."""
+    folder.mkdir(parents=True)
+    lines = [json.dumps({"id": f"u{i}", "reference": "a " * words, "hypothesis": "-", "duration_s": 1.0,
+                         "wer": e / words, "cer": e / words, "substitutions": e, "deletions": 0, "insertions": 0,
+                         "hits": words - e, "char_errors": e, "reference_chars": words}) for i, e in enumerate(errors)]
+    (folder / "utterances.jsonl").write_text("\n".join(lines) + "\n")
+    wer = sum(errors) / (words * len(errors))
+    (folder / "summary.json").write_text(json.dumps({"wer": wer, "cer": wer / 3}))
+    return folder
+
+
+def test_the_control_comparison_says_how_far_the_control_ran_and_tables_the_full_held_out_sets(load_script, tmp_path):
     m = load_script("package_demo")
     history = lambda *wers: [{"step": 2000 * (i + 1), "wer": w, "cer": w / 3, "utterances": 80}
                              for i, w in enumerate(wers)]
@@ -37,10 +50,27 @@ def test_the_control_comparison_says_how_far_the_control_ran_and_tables_the_full
     assert "no measurable head start" in text and "full held-out" not in text
 
     full = {"step": 4000, "history": history(0.75, 0.70)}
-    summaries = {"hibari-tts, greedy": ({"wer": 0.327, "cer": 0.086}, {"wer": 0.41, "cer": 0.12}),
-                 "espeak-ng, greedy": ({"wer": 0.344, "cer": 0.087}, None)}  # a control not evaluated: no row
-    text = m.history_comparison(pretrained, full, "a.yaml", "b.yaml", summaries)
+    # The control makes 2 more errors on each of 4 utterances out of 40 words: +20 points, every
+    # bootstrap draw the same, so the interval is [+20, +20]; an unevaluated control: no row.
+    final = write_eval(tmp_path / "final", [1, 2, 3, 4])
+    control = write_eval(tmp_path / "control", [3, 4, 5, 6])
+    folders = {"hibari-tts, greedy": (final, control),
+               "espeak-ng, greedy": (write_eval(tmp_path / "final-espeak", [1, 1]), tmp_path / "not-evaluated")}
+    text = m.history_comparison(pretrained, full, "a.yaml", "b.yaml", folders)
     assert "all 4,000 of the same schedule's steps" in text and "stopped after" not in text
     assert "At step 4,000 pretraining is ahead by 0.050 WER." in text
-    assert "| hibari-tts, greedy | 0.327 | 0.410 | 0.086 | 0.120 |" in text
+    assert "| hibari-tts, greedy | 0.250 | 0.450 | +20.00 [+20.00, +20.00] | 0.083 | 0.150 |" in text
     assert "espeak-ng" not in text
+
+    # the other way round, with a spread: the sign and interval are compare_evals.py's
+    other = write_eval(tmp_path / "other", [0, 2, 3, 9])
+    row = m.heldout_row("x", final, other)
+    from w2v_cli.evaluate import compare, read_scores
+
+    c = compare(read_scores(final), read_scores(other))
+    assert c.difference == 0.1 and c.low < 0.1 < c.high
+    assert row == (f"| x | 0.250 | 0.350 | +10.00 [{m.points(c.low)}, {m.points(c.high)}] | 0.083 | 0.117 |")
+    assert m.points(-0.0062) == "\u22120.62"
+    # an eval folder without per-utterance scores: the WERs, no difference
+    (other / "utterances.jsonl").unlink()
+    assert m.heldout_row("x", final, other) == "| x | 0.250 | 0.350 | \u2013 | 0.083 | 0.117 |"
