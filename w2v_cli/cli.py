@@ -795,10 +795,11 @@ def export_cmd(model: str, output_dir: str, lm_path: str | None, alpha: float | 
     kwargs = ", ".join(f"{k}={v:g}" for k, v in result.decode_kwargs.items())
     click.echo(f"{result.output_dir}: model, processor and language model {result.lm.name} "
                f"(alpha {result.alpha:g}, beta {result.beta:g})")
-    click.echo(f"decode as w2v does: Wav2Vec2ProcessorWithLM.from_pretrained('{result.output_dir}')"
-               f".batch_decode(logits.numpy(), {kwargs}) (transformers < 6), or pyctcdecode's "
-               f"BeamSearchDecoderCTC.load_from_dir('{result.output_dir}').decode_beams(logits[0].numpy(), "
-               f"{kwargs})[0][0] (not .decode, which prunes the beams' history)")
+    click.echo(f"decode as w2v does: pyctcdecode's BeamSearchDecoderCTC.load_from_dir('{result.output_dir}')"
+               f".decode_beams(logits[0].numpy(), {kwargs})[0][0] (not .decode, which prunes the beams' "
+               f"history), or Wav2Vec2ProcessorWithLM.from_pretrained('{result.output_dir}')"
+               f".batch_decode(logits.numpy(), {kwargs}) (transformers 5.24 and earlier: 5.25's "
+               "from_pretrained is broken upstream, and v6 drops the class)")
 
 
 # -- config -------------------------------------------------------------------------------
