@@ -424,7 +424,7 @@ def main() -> None:
                 "forward s": spread(forwards.get(r.system, []), 1, "{:.1f}"),
                 "floor s (RTF)": (f"{floor_s:.1f} ({floor_s / audio_s:.3f})" if floor_s >= 1  # a GPU's is tiny
                                   else f"{floor_s:.3f} ({floor_s / audio_s:.1e})"),
-                "forward ÷ floor": spread(forwards.get(r.system, []), 1 / floor_s, "{:.2f}"),
+                "forward ÷ floor": spread(forwards.get(r.system, []), 1 / floor_s, "{:.3f}"),  # decidable at a target
                 "CER vs pipeline bs 1": f"{cer(exact.texts, r.texts):.4f}" if exact and r is not exact else "-",
             })
     flops_per_s = {name: flops / audio_s / 1e9 for name, audio_s, flops, _, _ in measured}
