@@ -377,6 +377,9 @@ def main() -> None:
     dtypes = ("fp32", "bf16") if args.device == "cpu" else ("fp32", "bf16", "fp16")
     gflops = {d: matmul_gflops(d, device=args.device) for d in dtypes}
 
+    def best_rates(gflops: dict[str, float]) -> dict[str, float]:
+        return {d: max(g, matmul_gflops(d, device=args.device)) for d, g in gflops.items()}
+
     measured = []  # (workload name, audio s, FLOPs, best run per system)
     for key in wanted:
         if key == "demo":
@@ -389,7 +392,7 @@ def main() -> None:
         forwards: dict[str, list[float]] = {}  # every run's model time, per system
         for repeat in range(args.repeats):
             if repeat:  # the machine's speed drifts: sample the matmul rate between repeats too
-                gflops = {d: max(g, matmul_gflops(d, device=args.device)) for d, g in gflops.items()}
+                gflops = best_rates(gflops)
             runs = [run_pipeline(name, model_dir, inputs, bs, env, args.device)
                     for bs in ([int(b) for b in args.pipeline_batch_sizes.split(",") if b.strip()]
                                if key != "hour" else [])]
@@ -400,7 +403,7 @@ def main() -> None:
                     best[r.system] = r
                 if r.forward_s is not None:
                     forwards.setdefault(r.system, []).append(r.forward_s)
-        gflops = {d: max(g, matmul_gflops(d, device=args.device)) for d, g in gflops.items()}
+        gflops = best_rates(gflops)
         measured.append((name, sum(durations), flops, best, forwards))
 
     rows = []

@@ -399,11 +399,12 @@ def main() -> None:
                  f"{words_after / words_before:.1f} times as many" if words_before and words_after
                  else "more training text")
 
+    def greedy_eval(run: str, family: str) -> Path:
+        """A run's greedy fp32 held-out eval folder (the final model's comes from measure_demo.sh)."""
+        return measured / f"{family}-greedy-fp32" if run == final else runs / run / f"eval-{family}"
+
     def summary(run: str, family: str) -> dict | None:
-        """Greedy fp32 held-out figures of a run (the final model's come from measure_demo.sh)."""
-        if run == final:
-            return read_json(measured / f"{family}-greedy-fp32" / "summary.json")
-        return read_json(runs / run / f"eval-{family}" / "summary.json")
+        return read_json(greedy_eval(run, family) / "summary.json")
 
     pre_config = read_json(ASSETS / "demo-pretrain" / "config.json")
     fine_config = read_json(ASSETS / "demo" / "config.json")
@@ -514,7 +515,7 @@ offline fallback of `w2v pretrain-check` when `patrickvonplaten/wav2vec2-base` i
     if len(stages) == 1:
         heldout = {}
         for family, label in (("hibari", "hibari-tts"), ("espeak", "espeak-ng")):
-            heldout[f"{label}, greedy"] = (measured / f"{family}-greedy-fp32", runs / recipe.random_run / f"eval-{family}")
+            heldout[f"{label}, greedy"] = (greedy_eval(final, family), greedy_eval(recipe.random_run, family))
             heldout[f"{label}, beam 100 + LM"] = (measured / f"{family}-beam-lm",
                                                   runs / recipe.random_run / f"eval-{family}-lm")
         compare = history_comparison(fine_state, rnd_state, stages[0][1], recipe.random_config, heldout)
