@@ -594,3 +594,37 @@ def test_gpu_forwards_leave_out_cudnn_attention_and_restore_it():
     with pytest.raises(RuntimeError), gpu_kernels(SimpleNamespace(device="cuda", dtype=torch.float32)):
         raise RuntimeError("a forward that fails")
     assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
+def test_gpu_kernels_hold_while_any_worker_thread_is_inside():
+    """Two worker threads' forwards overlap: cuDNN's attention stays off until the last one
+    leaves (torch's switch is process-wide; a per-forward save/restore let the first thread to
+    leave turn it back on under the other's forward), and is restored then."""
+    from types import SimpleNamespace
+
+    from w2v_cli.inference import gpu_kernels
+
+    cuda = SimpleNamespace(device="cuda", dtype=torch.bfloat16)
+    a_inside, b_inside, a_left = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with gpu_kernels(cuda):
+            a_inside.set()
+            b_inside.wait(5)
+        a_left.set()
+
+    def b():
+        a_inside.wait(5)
+        with gpu_kernels(cuda):
+            b_inside.set()
+            a_left.wait(5)
+            seen["after a left"] = torch.backends.cuda.cudnn_sdp_enabled()
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == {"after a left": False}
+    assert torch.backends.cuda.cudnn_sdp_enabled()

@@ -203,9 +203,38 @@ def gpu_kernels(loaded: LoadedModel):  # -> a context manager
     """
     if loaded.device != "cuda":
         return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+    return _without_cudnn_attention()
 
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+# torch's attention-backend switches are global to the process, so `sdpa_kernel` entered and
+# left by two worker threads at once races: the first to leave turns cuDNN's attention back on
+# while the other's forward runs. Counted instead: the first forward to enter switches it off,
+# the last to leave restores what it was. (On the H200, 2026-12-04 evening, the race was not
+# what kept bf16 slow there: the 79 recordings' bf16 model time was 3.7 s (3.5-3.9) with the
+# racy version and 4.0 s (3.6-4.3) with this one, two runs each, against 1.75 s measured
+# earlier with the switch off for the whole process; float32 2.0 s. Not explained yet.)
+_cudnn_sdp_lock = threading.Lock()
+_cudnn_sdp_users = 0
+_cudnn_sdp_before = True
+
+
+@contextlib.contextmanager
+def _without_cudnn_attention() -> Iterator[None]:
+    import torch
+
+    global _cudnn_sdp_users, _cudnn_sdp_before
+    with _cudnn_sdp_lock:
+        if _cudnn_sdp_users == 0:
+            _cudnn_sdp_before = torch.backends.cuda.cudnn_sdp_enabled()
+            torch.backends.cuda.enable_cudnn_sdp(False)
+        _cudnn_sdp_users += 1
+    try:
+        yield
+    finally:
+        with _cudnn_sdp_lock:
+            _cudnn_sdp_users -= 1
+            if _cudnn_sdp_users == 0:
+                torch.backends.cuda.enable_cudnn_sdp(_cudnn_sdp_before)
 
 
 def normalize(samples: np.ndarray) -> np.ndarray:
