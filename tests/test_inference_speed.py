@@ -597,9 +597,10 @@ def test_gpu_forwards_leave_out_cudnn_attention_and_restore_it():
 
 
 def test_gpu_kernels_hold_while_any_worker_thread_is_inside():
-    """Two worker threads' forwards overlap: cuDNN's attention stays off until the last one
-    leaves (torch's switch is process-wide; a per-forward save/restore let the first thread to
-    leave turn it back on under the other's forward), and is restored then."""
+    """Two threads' forwards overlap (a library user's threads calling Engine.forward): cuDNN's
+    attention stays off until the last one leaves (torch's switch is process-wide; a per-forward
+    save/restore let the first thread to leave turn it back on under the other's forward), and
+    is restored then."""
     from types import SimpleNamespace
 
     from w2v_cli.inference import gpu_kernels

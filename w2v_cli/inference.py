@@ -199,7 +199,9 @@ def gpu_kernels(loaded: LoadedModel):  # -> a context manager
     a new plan on the CPU for every sequence length it has not seen -- 46 ms for one forward,
     and nearly every recording has its own length), 1.75 s with cuDNN's attention left out,
     5.99 s with all of cuDNN off (its attention runs anyway). float32 never takes the cuDNN
-    kernel; its 79-recording run took 2.2 s.
+    kernel; its 79-recording run took 2.2 s. Re-run that evening as whole processes through
+    scripts/bench_transcribe.py, with this context manager: bf16 3.7-4.0 s, float32 1.9-2.0 s
+    (README, "The GPU again"): bf16 still pays something per new length there, not found yet.
     """
     if loaded.device != "cuda":
         return contextlib.nullcontext()
@@ -207,12 +209,10 @@ def gpu_kernels(loaded: LoadedModel):  # -> a context manager
 
 
 # torch's attention-backend switches are global to the process, so `sdpa_kernel` entered and
-# left by two worker threads at once races: the first to leave turns cuDNN's attention back on
-# while the other's forward runs. Counted instead: the first forward to enter switches it off,
-# the last to leave restores what it was. (On the H200, 2026-12-04 evening, the race was not
-# what kept bf16 slow there: the 79 recordings' bf16 model time was 3.7 s (3.5-3.9) with the
-# racy version and 4.0 s (3.6-4.3) with this one, two runs each, against 1.75 s measured
-# earlier with the switch off for the whole process; float32 2.0 s. Not explained yet.)
+# left by two threads at once races: the first to leave turns cuDNN's attention back on while
+# the other's forward runs. Counted instead: the first forward to enter switches it off, the
+# last to leave restores what it was. (`w2v transcribe` on a GPU makes one model call at a
+# time; this is for library users calling Engine.forward from several threads.)
 _cudnn_sdp_lock = threading.Lock()
 _cudnn_sdp_users = 0
 _cudnn_sdp_before = True
