@@ -629,3 +629,19 @@ def test_gpu_kernels_hold_while_any_worker_thread_is_inside():
         t.join(10)
     assert seen == {"after a left": False}
     assert torch.backends.cuda.cudnn_sdp_enabled()
+
+
+def test_bench_verdicts_compare_each_measurement_with_its_target(load_script):
+    """scripts/bench_transcribe.py prints, under its table, each CPU target of the 79
+    recordings with the measured value and whether it is met; at the line counts as met."""
+    bench = load_script("bench_transcribe")
+    met = bench.verdicts(1.16, 0.0, 2.12, "bf16", [22.2, 22.5, 22.8], 18.1)
+    assert [line.endswith(": met)") for line in met] == [True] * 4
+    assert "1.16×" in met[0] and "0.0000" in met[1] and "2.12×" in met[2]
+    assert "1.243" in met[3] and "median of 3" in met[3]
+    missed = bench.verdicts(1.13, 0.02, 1.99, "bf16", [24.7, 23.5, 27.7], 18.7)
+    assert [line.endswith("NOT met)") for line in missed] == [True] * 4
+    assert "1.321" in missed[3]  # the median run (24.7 s), not the fastest
+    edge = bench.verdicts(1.15, 0.01, 2.0, "bf16", [13.0], 10.0)
+    assert all(line.endswith(": met)") for line in edge)
+    assert "not measured" in bench.verdicts(1.2, 0.0, 1.0, "fp32", [], 10.0)[3]
